@@ -1,0 +1,49 @@
+# restac_ros: the two commands a newcomer needs are `make demo` and `make test`.
+# Each creates .venv, installs the pinned dependencies, builds msg/ and installs
+# the package, skipping every step whose inputs did not change.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMPS := $(VENV)/.restac
+
+# Every run confines DDS to loopback with its own domain (see restac_ros/dds_env.py).
+DDS_ENV = FASTDDS_DEFAULT_PROFILES_FILE=$(CURDIR)/config/fastdds_loopback.xml \
+	ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST RMW_IMPLEMENTATION=rmw_fastrtps_cpp \
+	ROS_DOMAIN_ID=$${ROS_DOMAIN_ID:-$$(( 20 + $$$$ % 180 ))} \
+	JAX_PLATFORMS=$${JAX_PLATFORMS:-cpu}
+
+.PHONY: setup test demo lint bench clean-venv
+
+setup: $(STAMPS)/msgs
+
+$(STAMPS)/deps: requirements/lock.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/lock.txt
+	@mkdir -p $(STAMPS) && touch $@
+
+# pip's editable install clears site-packages/restac_ros, so messages build after it.
+$(STAMPS)/package: $(STAMPS)/deps setup.py package.xml
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+		-e . --config-settings editable_mode=compat
+	@touch $@
+
+$(STAMPS)/msgs: $(STAMPS)/package msg/ActionChunk.msg msg/TactileDiagnostics.msg CMakeLists.txt scripts/build_msgs.sh
+	scripts/build_msgs.sh $(VENV)
+	@touch $@
+
+test: setup
+	$(PY) -m ruff check .
+	$(DDS_ENV) $(PY) -m pytest -q $(PYTEST_ARGS)
+
+demo: setup
+	$(DDS_ENV) $(VENV)/bin/restac-demo $(DEMO_ARGS)
+
+lint: setup
+	$(PY) -m ruff check .
+
+bench: setup
+	$(DDS_ENV) $(PY) bench/run_all.py
+
+clean-venv:
+	rm -rf $(VENV) build

@@ -1,0 +1,237 @@
+"""Per-stream latest-message buffers keyed by header stamp, with freshness checks.
+
+Subscription callbacks `push` into a `StreamBuffers`; the observation tick
+reads the newest entries and asks whether every required stream is fresher
+than its `max_age_s` relative to a given "now" (wall clock live, bag time in
+replay). Thread-safe: pushes and reads may come from different threads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+import threading
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+_log = logging.getLogger(__name__)
+
+NS_PER_S = 1_000_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamSpec:
+    """One input stream. history: entries kept (2 for joints: action_prev needs t-1)."""
+
+    name: str
+    max_age_s: float
+    required: bool = True
+    history: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("stream name must be non-empty")
+        if not self.max_age_s > 0:
+            raise ValueError(f"stream {self.name!r}: max_age_s must be > 0, got {self.max_age_s}")
+        if self.history < 1:
+            raise ValueError(f"stream {self.name!r}: history must be >= 1, got {self.history}")
+
+
+class UnstampedPolicy(enum.StrEnum):
+    """What to do with a message whose header stamp is zero."""
+
+    STAMP_ON_RECEIPT = "stamp_on_receipt"  # use the receipt time, log a warning
+    REJECT = "reject"
+
+
+class RejectReason(enum.StrEnum):
+    UNSTAMPED = "unstamped"
+    OUT_OF_ORDER = "out_of_order"  # older than the newest entry
+    DUPLICATE_STAMP = "duplicate_stamp"  # same stamp as the newest entry
+    FROM_FUTURE = "from_future"  # stamp further ahead of receipt than the tolerance
+
+
+@dataclasses.dataclass(frozen=True)
+class Stamped:
+    """A buffered message: header stamp and receipt time in ns, and the payload."""
+
+    stamp_ns: int
+    receipt_ns: int
+    value: Any
+    stamped_on_receipt: bool = False
+
+
+@dataclasses.dataclass
+class StreamCounters:
+    received: int = 0
+    accepted: int = 0
+    stamped_on_receipt: int = 0
+    rejected: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamStatus:
+    """Freshness of one stream at a given now. age_s is None when nothing was received."""
+
+    name: str
+    required: bool
+    age_s: float | None
+    max_age_s: float
+
+    @property
+    def missing(self) -> bool:
+        return self.age_s is None
+
+    @property
+    def fresh(self) -> bool:
+        return self.age_s is not None and self.age_s <= self.max_age_s
+
+
+@dataclasses.dataclass(frozen=True)
+class FreshnessReport:
+    now_ns: int
+    streams: tuple[StreamStatus, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when every required stream is present and fresh."""
+        return all(s.fresh for s in self.streams if s.required)
+
+    @property
+    def missing_required(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.streams if s.required and s.missing)
+
+    @property
+    def stale_required(self) -> tuple[StreamStatus, ...]:
+        return tuple(s for s in self.streams if s.required and not s.missing and not s.fresh)
+
+    def status(self, name: str) -> StreamStatus:
+        for s in self.streams:
+            if s.name == name:
+                return s
+        raise KeyError(f"unknown stream {name!r}")
+
+    def describe(self) -> str:
+        parts = []
+        for s in self.streams:
+            state = "missing" if s.missing else f"age {s.age_s:.3f}s/{s.max_age_s:.3f}s"
+            flag = "ok" if s.fresh else ("STALE" if s.required else "stale(optional)")
+            parts.append(f"{s.name}: {state} {flag}")
+        return "; ".join(parts)
+
+
+class StreamBuffers:
+    """Newest messages per stream, ordered by header stamp.
+
+    A message older than or equal to the newest buffered one is rejected
+    (counted by reason) so the ring always holds strictly increasing stamps:
+    `history(name)[-2:]` are two consecutive states.
+    """
+
+    def __init__(
+        self,
+        specs: Iterable[StreamSpec],
+        unstamped_policy: UnstampedPolicy | str = UnstampedPolicy.STAMP_ON_RECEIPT,
+        future_tolerance_s: float = 1.0,
+    ) -> None:
+        self._specs: dict[str, StreamSpec] = {}
+        for spec in specs:
+            if spec.name in self._specs:
+                raise ValueError(f"duplicate stream {spec.name!r}")
+            self._specs[spec.name] = spec
+        self.unstamped_policy = UnstampedPolicy(unstamped_policy)
+        self._future_tolerance_ns = int(future_tolerance_s * NS_PER_S)
+        self._rings: dict[str, deque[Stamped]] = {
+            n: deque(maxlen=s.history) for n, s in self._specs.items()
+        }
+        self._counters = {n: StreamCounters() for n in self._specs}
+        self._warned_unstamped: set[str] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def specs(self) -> dict[str, StreamSpec]:
+        return dict(self._specs)
+
+    def _spec(self, name: str) -> StreamSpec:
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise KeyError(f"unknown stream {name!r}; known: {sorted(self._specs)}") from None
+
+    def push(self, name: str, stamp_ns: int, value: Any, receipt_ns: int) -> RejectReason | None:
+        """Buffer a message; returns None when accepted, else why it was rejected.
+
+        stamp_ns == 0 means the publisher left the header unstamped.
+        """
+        self._spec(name)
+        with self._lock:
+            counters = self._counters[name]
+            counters.received += 1
+            on_receipt = False
+            if stamp_ns == 0:
+                if self.unstamped_policy is UnstampedPolicy.REJECT:
+                    return self._reject(counters, RejectReason.UNSTAMPED)
+                stamp_ns, on_receipt = receipt_ns, True
+                counters.stamped_on_receipt += 1
+                if name not in self._warned_unstamped:
+                    self._warned_unstamped.add(name)
+                    _log.warning("stream %r: unstamped message, using receipt time", name)
+            if stamp_ns - receipt_ns > self._future_tolerance_ns:
+                return self._reject(counters, RejectReason.FROM_FUTURE)
+            ring = self._rings[name]
+            if ring:
+                newest = ring[-1].stamp_ns
+                if stamp_ns == newest:
+                    return self._reject(counters, RejectReason.DUPLICATE_STAMP)
+                if stamp_ns < newest:
+                    return self._reject(counters, RejectReason.OUT_OF_ORDER)
+            ring.append(Stamped(int(stamp_ns), int(receipt_ns), value, on_receipt))
+            counters.accepted += 1
+            return None
+
+    @staticmethod
+    def _reject(counters: StreamCounters, reason: RejectReason) -> RejectReason:
+        counters.rejected[reason.value] = counters.rejected.get(reason.value, 0) + 1
+        return reason
+
+    def latest(self, name: str) -> Stamped | None:
+        self._spec(name)
+        with self._lock:
+            ring = self._rings[name]
+            return ring[-1] if ring else None
+
+    def history(self, name: str) -> tuple[Stamped, ...]:
+        """Buffered entries of a stream, oldest first (at most spec.history)."""
+        self._spec(name)
+        with self._lock:
+            return tuple(self._rings[name])
+
+    def freshness(self, now_ns: int) -> FreshnessReport:
+        """Age of each stream's newest header stamp relative to now_ns."""
+        with self._lock:
+            statuses = []
+            for name, spec in self._specs.items():
+                ring = self._rings[name]
+                age = (now_ns - ring[-1].stamp_ns) / NS_PER_S if ring else None
+                statuses.append(StreamStatus(name, spec.required, age, spec.max_age_s))
+        return FreshnessReport(int(now_ns), tuple(statuses))
+
+    def counters(self) -> dict[str, StreamCounters]:
+        """A snapshot of the per-stream counters (for /diagnostics)."""
+        with self._lock:
+            return {
+                n: dataclasses.replace(c, rejected=dict(c.rejected))
+                for n, c in self._counters.items()
+            }
+
+    def clear(self) -> None:
+        """Drop buffered messages (e.g. on lifecycle deactivate); counters are kept."""
+        with self._lock:
+            for ring in self._rings.values():
+                ring.clear()

@@ -1,0 +1,168 @@
+"""Image decoding and geometry: the one image preprocessing path of restac_ros.
+
+Everything here works on plain bytes / numpy arrays (no ROS types), so the
+policy node, the bag evaluator, the policy trainer and the VQ-VAE trainer all
+produce bit-identical model inputs from the same pixels.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from restac_ros.model.observation import IMAGE_SIZE, TACTILE_SIZE
+
+# sensor_msgs/Image encodings we decode -> channels per pixel (all 8-bit).
+ENCODING_CHANNELS: dict[str, int] = {
+    "rgb8": 3,
+    "bgr8": 3,
+    "mono8": 1,
+    "rgba8": 4,
+    "bgra8": 4,
+}
+# sensor_msgs/CompressedImage formats we decode (image_transport writes e.g.
+# "rgb8; jpeg compressed bgr8"; plain drivers write "jpeg" or "png").
+COMPRESSED_FORMATS: tuple[str, ...] = ("jpeg", "jpg", "png")
+
+
+class ImageDecodeError(ValueError):
+    """Raised when image bytes cannot be turned into an RGB array; says why."""
+
+
+def decode_image(
+    data: bytes | bytearray | memoryview | np.ndarray,
+    encoding: str,
+    height: int,
+    width: int,
+    step: int,
+    is_bigendian: bool = False,
+) -> np.ndarray:
+    """Decode a sensor_msgs/Image payload into a fresh uint8 [H, W, 3] RGB array.
+
+    `is_bigendian` is accepted for message parity; it has no effect on the
+    8-bit encodings supported here. Row padding (step > width * channels) is
+    dropped. The result never aliases `data` (ROS may reuse message buffers).
+    """
+    del is_bigendian  # 8-bit encodings have no byte order
+    channels = ENCODING_CHANNELS.get(encoding)
+    if channels is None:
+        raise ImageDecodeError(
+            f"unsupported encoding {encoding!r}; supported: {sorted(ENCODING_CHANNELS)}"
+        )
+    if height <= 0 or width <= 0:
+        raise ImageDecodeError(f"empty image: height={height}, width={width}")
+    row_bytes = width * channels
+    if step < row_bytes:
+        raise ImageDecodeError(
+            f"step {step} < width*channels {row_bytes} ({width} px x {channels} ch, {encoding})"
+        )
+    buf = _as_bytes_array(data)
+    if buf.size != step * height:
+        raise ImageDecodeError(
+            f"data size {buf.size} != step*height {step * height} (step={step}, height={height})"
+        )
+    pixels = buf.reshape(height, step)[:, :row_bytes].reshape(height, width, channels)
+    if encoding == "rgb8":
+        return np.ascontiguousarray(pixels).copy()
+    if encoding == "bgr8":
+        return np.ascontiguousarray(pixels[..., ::-1])
+    if encoding == "mono8":
+        return np.repeat(pixels, 3, axis=2)
+    if encoding == "rgba8":
+        return np.ascontiguousarray(pixels[..., :3])
+    return np.ascontiguousarray(pixels[..., 2::-1])  # bgra8 -> rgb
+
+
+def decode_compressed(data: bytes | bytearray | memoryview | np.ndarray, format: str) -> np.ndarray:
+    """Decode a sensor_msgs/CompressedImage (jpeg/png) into uint8 [H, W, 3] RGB."""
+    fmt = format.lower()
+    if not any(name in fmt for name in COMPRESSED_FORMATS):
+        raise ImageDecodeError(
+            f"unsupported compressed format {format!r}; supported: jpeg, png"
+        )
+    buf = _as_bytes_array(data)
+    if buf.size == 0:
+        raise ImageDecodeError(f"empty compressed image data (format {format!r})")
+    # IMREAD_COLOR gives 3-channel BGR for grey, colour and alpha inputs alike.
+    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageDecodeError(
+            f"cannot decode {buf.size} bytes as {format!r} (corrupt or wrong format)"
+        )
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _as_bytes_array(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
+    if isinstance(data, np.ndarray):
+        if data.dtype != np.uint8:
+            raise ImageDecodeError(f"image data must be uint8 bytes, got dtype {data.dtype}")
+        return data.reshape(-1)
+    return np.frombuffer(data, dtype=np.uint8)
+
+
+def _check_rgb_uint8(img: np.ndarray, what: str) -> None:
+    if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
+        raise ImageDecodeError(f"{what}: expected a uint8 numpy array, got {_describe(img)}")
+    if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] == 0 or img.shape[1] == 0:
+        raise ImageDecodeError(f"{what}: expected shape [H, W, 3], got {img.shape}")
+
+
+def _describe(obj: object) -> str:
+    if isinstance(obj, np.ndarray):
+        return f"ndarray dtype={obj.dtype} shape={obj.shape}"
+    return type(obj).__name__
+
+
+def _resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    # INTER_AREA when shrinking (anti-aliased, like PIL's bilinear that openpi
+    # trains with), INTER_LINEAR when enlarging.
+    shrinking = height < img.shape[0] or width < img.shape[1]
+    interp = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(img, (width, height), interpolation=interp)
+
+
+def letterbox(img: np.ndarray, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
+    """Aspect-preserving resize into `size` = (H, W), centred, zero (black) padded.
+
+    Geometry follows openpi's `resize_with_pad`: ratio = max(w/W, h/H), the
+    resized side lengths are truncated to int, the padding is split with the
+    extra pixel at the bottom/right. Black (0) becomes -1 in model range,
+    which is what openpi pads with.
+    """
+    _check_rgb_uint8(img, "letterbox")
+    out_h, out_w = size
+    cur_h, cur_w = img.shape[:2]
+    if (cur_h, cur_w) == (out_h, out_w):
+        return img.copy()
+    ratio = max(cur_w / out_w, cur_h / out_h)
+    new_h = max(1, min(out_h, int(cur_h / ratio)))
+    new_w = max(1, min(out_w, int(cur_w / ratio)))
+    resized = _resize(img, new_h, new_w)
+    top = (out_h - new_h) // 2
+    left = (out_w - new_w) // 2
+    out = np.zeros((out_h, out_w, 3), dtype=np.uint8)
+    out[top : top + new_h, left : left + new_w] = resized
+    return out
+
+
+def resize_tactile(img: np.ndarray) -> np.ndarray:
+    """THE tactile preprocessing shared by VQ-VAE training and policy inference.
+
+    uint8 [H, W, 3] RGB (GelSight-style 240x320, or already 128x160) ->
+    uint8 [128, 160, 3]. A plain stretch (no letterbox: 240x320 and 128x160
+    differ in aspect ratio, and the published VQ-VAE was trained on the
+    stretched image) with cv2.INTER_AREA. Anything that feeds the tactile
+    encoder must call this function, never its own resize.
+    """
+    _check_rgb_uint8(img, "resize_tactile")
+    out_h, out_w = TACTILE_SIZE
+    if img.shape[:2] == (out_h, out_w):
+        return img.copy()
+    return cv2.resize(img, (out_w, out_h), interpolation=cv2.INTER_AREA)
+
+
+def to_model_range(img: np.ndarray) -> np.ndarray:
+    """uint8 [0, 255] -> float32 [-1, 1] (x / 255 * 2 - 1), same shape."""
+    if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
+        raise ImageDecodeError(f"to_model_range: expected uint8 array, got {_describe(img)}")
+    return img.astype(np.float32) / np.float32(255.0) * np.float32(2.0) - np.float32(1.0)
