@@ -7,6 +7,8 @@ produce bit-identical model inputs from the same pixels.
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 
@@ -166,3 +168,43 @@ def to_model_range(img: np.ndarray) -> np.ndarray:
     if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
         raise ImageDecodeError(f"to_model_range: expected uint8 array, got {_describe(img)}")
     return img.astype(np.float32) / np.float32(255.0) * np.float32(2.0) - np.float32(1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class RawImage:
+    """A sensor_msgs/Image payload without ROS types; decoded lazily at the tick."""
+
+    data: bytes | bytearray | memoryview | np.ndarray
+    encoding: str
+    height: int
+    width: int
+    step: int
+    is_bigendian: bool = False
+
+    def decode(self) -> np.ndarray:
+        return decode_image(
+            self.data, self.encoding, self.height, self.width, self.step, self.is_bigendian
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class RawCompressedImage:
+    """A sensor_msgs/CompressedImage payload without ROS types."""
+
+    data: bytes | bytearray | memoryview | np.ndarray
+    format: str
+
+    def decode(self) -> np.ndarray:
+        return decode_compressed(self.data, self.format)
+
+
+# What a sample may carry per camera: already decoded RGB, or a payload to decode.
+ImageInput = np.ndarray | RawImage | RawCompressedImage
+
+
+def as_rgb(image: ImageInput) -> np.ndarray:
+    """Decode a payload (or validate an already decoded array) -> uint8 [H, W, 3] RGB."""
+    if isinstance(image, RawImage | RawCompressedImage):
+        return image.decode()
+    _check_rgb_uint8(image, "decoded image")
+    return image

@@ -1,0 +1,171 @@
+"""JAX port of the frozen Residual VQ-VAE, for use inside the compiled policy sampler.
+
+    params, hparams = load_jax_vqvae("vqvae.ckpt")        # torch only here, at load time
+    out = vqvae_forward(params, hparams, tactile, visual3, action_prev)   # pure JAX
+
+``vqvae_forward`` is jit-able with ``hparams`` static (a frozen, hashable
+dataclass).  Inputs: tactile float32 [B, 128, 160, 3] in [-1, 1]; visual3
+float32 [B, 3, 224, 224, 3] in [-1, 1] (base, left wrist, right wrist);
+action_prev float32 [B, 7] (state_t - state_{t-1}).  Output: ``VQVAEJaxOutput``
+(a registered pytree NamedTuple) with codes int32 [B, n_q], q_event [B, 64],
+logvar [B, 1], mu / z_real [B, 16, 20, 3] (NHWC) and h_event [B, 64].
+BatchNorm runs in eval mode from the running statistics.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from restac_ros.tactile.config import VQVAEHParams, parse_hparams
+from restac_ros.tactile.jax_layers import (
+    HI,
+    conv,
+    gelu,
+    group_norm,
+    layer_norm,
+    linear,
+    resize_bilinear,
+    resnet18,
+    swish,
+)
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+class VQVAEJaxOutput(NamedTuple):
+    codes: jax.Array
+    q_event: jax.Array
+    logvar: jax.Array
+    mu: jax.Array
+    z_real: jax.Array
+    h_event: jax.Array
+
+
+def _to_numpy(v) -> np.ndarray:
+    if hasattr(v, "detach"):
+        v = v.detach().cpu().numpy()
+    return np.asarray(v)
+
+
+def load_jax_vqvae_from_state(state_dict: Mapping[str, Any], hparams_dict: Mapping[str, Any] | VQVAEHParams,
+                              where: str = "state_dict") -> tuple[dict[str, jax.Array], VQVAEHParams]:
+    """Convert a published-layout state_dict (torch tensors or arrays) to JAX params.
+
+    Keys and shapes are checked strictly, as for a checkpoint file.
+    """
+    from restac_ros.tactile.checkpoint import check_state_dict  # torch needed only here
+
+    hp = hparams_dict if isinstance(hparams_dict, VQVAEHParams) else parse_hparams(
+        dict(hparams_dict), where)
+    check_state_dict(state_dict, hp, where)
+    params: dict[str, jax.Array] = {}
+    for key, value in state_dict.items():
+        arr = _to_numpy(value)
+        if key.endswith("num_batches_tracked"):
+            continue
+        if arr.ndim == 4:  # conv OIHW -> HWIO
+            arr = arr.transpose(2, 3, 1, 0)
+        elif arr.ndim == 2 and key.endswith(".weight"):  # Linear [out, in] -> [in, out]
+            arr = arr.T
+        params[key] = jnp.asarray(np.ascontiguousarray(arr), dtype=jnp.float32)
+    return params, hp
+
+
+def load_jax_vqvae(ckpt_path: str | os.PathLike) -> tuple[dict[str, jax.Array], VQVAEHParams]:
+    """Read a published-format ``.ckpt`` (strictly, weights_only) -> (params, hparams)."""
+    from restac_ros.tactile.checkpoint import read_checkpoint
+
+    state, hp, _ = read_checkpoint(ckpt_path)
+    return load_jax_vqvae_from_state(state, hp, os.fspath(ckpt_path))
+
+
+def _prophet(p, hp: VQVAEHParams, visual3, action_prev):
+    pc, pre = hp.prophet, "prophet_encoder."
+    feats = []
+    for v in range(pc.num_views):
+        x = ((visual3[:, v] + 1.0) / 2.0 - IMAGENET_MEAN) / IMAGENET_STD
+        x = resize_bilinear(x, (pc.image_size, pc.image_size))
+        feats.append(resnet18(p, f"{pre}view_encoders.{v}.", x))
+    feats.append(jax.nn.relu(linear(p, pre + "action_mlp.0", action_prev)))
+    h = jnp.concatenate(feats, axis=1)
+    for i in range(pc.fusion_depth):
+        h = gelu(layer_norm(p, f"{pre}fusion.{3 * i + 1}", linear(p, f"{pre}fusion.{3 * i}", h)))
+    b, zc = h.shape[0], hp.dd.z_channels
+    mu = linear(p, pre + "head_mu", h).reshape(b, zc, *pc.mu_size).transpose(0, 2, 3, 1)
+    return resize_bilinear(mu, hp.dd.z_hw), linear(p, pre + "head_logvar", h)
+
+
+def _resblock(p, n: str, x):
+    h = conv(p, n + "conv1", swish(group_norm(p, n + "norm1", x, 32, 1e-6)))
+    h = conv(p, n + "conv2", swish(group_norm(p, n + "norm2", h, 32, 1e-6)))
+    if n + "nin_shortcut.weight" in p:
+        x = conv(p, n + "nin_shortcut", x)
+    return x + h
+
+
+def _attn(p, n: str, x):
+    h = group_norm(p, n + "norm", x, 32, 1e-6)
+    b, hh, ww, c = h.shape
+    q = conv(p, n + "q", h).reshape(b, hh * ww, c)
+    k = conv(p, n + "k", h).reshape(b, hh * ww, c)
+    v = conv(p, n + "v", h).reshape(b, hh * ww, c)
+    w = jax.nn.softmax(jnp.einsum("bqc,bkc->bqk", q, k, precision=HI) * (c ** -0.5), axis=-1)
+    out = jnp.einsum("bqk,bkc->bqc", w, v, precision=HI).reshape(b, hh, ww, c)
+    return x + conv(p, n + "proj_out", out)
+
+
+def _obs_encoder(p, hp: VQVAEHParams, x):
+    dd, pre = hp.dd, "obs_encoder."
+    h = conv(p, pre + "conv_in", x)
+    for lvl in range(len(dd.ch_mult)):
+        for j in range(dd.num_res_blocks):
+            h = _resblock(p, f"{pre}down.{lvl}.block.{j}.", h)
+            if f"{pre}down.{lvl}.attn.{j}.q.weight" in p:
+                h = _attn(p, f"{pre}down.{lvl}.attn.{j}.", h)
+        if lvl != dd.num_down:
+            h = conv(p, f"{pre}down.{lvl}.downsample.conv", h, stride=2, padding=[(0, 1), (0, 1)])
+    h = _resblock(p, pre + "mid.block_1.", h)
+    h = _attn(p, pre + "mid.attn_1.", h)
+    h = _resblock(p, pre + "mid.block_2.", h)
+    h = conv(p, pre + "conv_out", swish(group_norm(p, pre + "norm_out", h, 32, 1e-6)))
+    return conv(p, "quant_conv", h)
+
+
+def _event_encoder(p, hp: VQVAEHParams, mu, z_real):
+    pre = "event_encoder."
+    h = gelu(conv(p, pre + "conv_in", jnp.concatenate([mu, z_real - mu], axis=-1)))
+    for i in range(hp.rvq.event_num_res_blocks):
+        n = f"{pre}blocks.{i}."
+        r = conv(p, n + "conv1", gelu(group_norm(p, n + "norm1", h, 8, 1e-5)))
+        h = h + conv(p, n + "conv2", gelu(group_norm(p, n + "norm2", r, 8, 1e-5)))
+    return jnp.max(conv(p, pre + "conv_out", h), axis=(1, 2))
+
+
+def _residual_vq(p, hp: VQVAEHParams, x):
+    residual, q_sum, codes = x, jnp.zeros_like(x), []
+    for i in range(hp.rvq.num_quantizers):
+        e = p[f"residual_vq.layers.{i}._codebook.embed"]
+        dist = (jnp.sum(residual * residual, axis=1, keepdims=True)
+                - 2.0 * jnp.matmul(residual, e.T, precision=HI) + jnp.sum(e * e, axis=1)[None])
+        idx = jnp.argmin(dist, axis=1).astype(jnp.int32)
+        q = e[idx]
+        codes.append(idx)
+        q_sum, residual = q_sum + q, residual - q
+    return q_sum, jnp.stack(codes, axis=1)
+
+
+def vqvae_forward(params, hparams: VQVAEHParams, tactile, visual3, action_prev) -> VQVAEJaxOutput:
+    """Pure-JAX forward; jit with ``static_argnums=1`` (or close over ``hparams``)."""
+    mu, logvar = _prophet(params, hparams, visual3, action_prev)
+    z_real = _obs_encoder(params, hparams, tactile)
+    h_event = _event_encoder(params, hparams, mu, z_real)
+    q_event, codes = _residual_vq(params, hparams, h_event)
+    return VQVAEJaxOutput(codes=codes, q_event=q_event, logvar=logvar, mu=mu, z_real=z_real,
+                          h_event=h_event)
