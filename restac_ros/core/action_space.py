@@ -56,7 +56,7 @@ def joint_position(
 
 
 def ee_pose_rpy(dt_s: float = DEFAULT_DT_S, horizon: int = DEFAULT_HORIZON) -> ActionSpace:
-    """End-effector pose (x, y, z, roll, pitch, yaw) plus gripper, as in ResTacVLA's Franka setup."""
+    """End-effector pose (x, y, z, roll, pitch, yaw) + gripper (ResTacVLA's Franka setup)."""
     return ActionSpace(EE_POSE_RPY, EE_POSE_RPY_NAMES, float(dt_s), int(horizon))
 
 

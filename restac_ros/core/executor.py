@@ -220,8 +220,11 @@ class ChunkExecutor:
     def _guarded(self) -> bool:
         bound = self.config.logvar_bound
         chunk = self._chunk
-        return bound is not None and chunk is not None and chunk.logvar is not None and (
-            chunk.logvar > bound
+        return (
+            bound is not None
+            and chunk is not None
+            and chunk.logvar is not None
+            and (chunk.logvar > bound)
         )
 
     def _hold(self, now_ns: int, status: ExecStatus) -> Command:

@@ -79,9 +79,7 @@ def decode_compressed(data: bytes | bytearray | memoryview | np.ndarray, format:
     """Decode a sensor_msgs/CompressedImage (jpeg/png) into uint8 [H, W, 3] RGB."""
     fmt = format.lower()
     if not any(name in fmt for name in COMPRESSED_FORMATS):
-        raise ImageDecodeError(
-            f"unsupported compressed format {format!r}; supported: jpeg, png"
-        )
+        raise ImageDecodeError(f"unsupported compressed format {format!r}; supported: jpeg, png")
     buf = _as_bytes_array(data)
     if buf.size == 0:
         raise ImageDecodeError(f"empty compressed image data (format {format!r})")

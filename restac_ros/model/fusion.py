@@ -26,53 +26,57 @@ SCOPE = "tactile_fusion"  # named scope the jaxpr test looks for
 
 def _mha(heads, d_in, d_qkv, d_out, rngs):
     return nnx.MultiHeadAttention(num_heads=heads, in_features=d_in, qkv_features=d_qkv,
-                                  out_features=d_out, decode=False, deterministic=True,
-                                  rngs=rngs)
+                              out_features=d_out, decode=False, deterministic=True,
+                              rngs=rngs)
 
 
 def _key_mask(key_valid, n_queries):
     """key_valid bool [B,S] -> [B,1,T,S] for nnx.MultiHeadAttention."""
     return jnp.broadcast_to(key_valid[:, None, None, :],
-                            (key_valid.shape[0], 1, n_queries, key_valid.shape[1]))
+                        (key_valid.shape[0], 1, n_queries, key_valid.shape[1]))
 
 
-class TwoStageFusion(nnx.Module):
-    def __init__(self, *, feature_dim, llm_width, expert_width, fusion_dim, heads,
-                 horizon, num_tokens, rngs: nnx.Rngs):
-        self.num_tokens, self.fusion_dim = num_tokens, fusion_dim
-        self.tactile_to_vlm_proj = nnx.Linear(feature_dim, num_tokens * fusion_dim, rngs=rngs)
-        self.fusion_prefix_proj = nnx.Linear(llm_width, fusion_dim, rngs=rngs)
-        self.fusion_cross_attn_1 = _mha(heads, fusion_dim, fusion_dim, fusion_dim, rngs)
-        self.fusion_cross_attn_2 = _mha(heads, fusion_dim, fusion_dim, fusion_dim, rngs)
-        queries = jax.random.normal(rngs.params(), (horizon, fusion_dim)) * 0.02
-        self.fusion_action_queries = nnx.Param(queries)
-        self.fusion_out_proj = nnx.Linear(fusion_dim, expert_width, rngs=rngs)
-
-    def __call__(self, prefix_out, prefix_mask, features, gate):
-        """prefix_out [B,P,Dv]; prefix_mask bool [B,P]; features [B,E]; gate [B,1] -> [B,H,De]."""
-        b = features.shape[0]
-        tac = self.tactile_to_vlm_proj(features).reshape(b, self.num_tokens, self.fusion_dim)
-        ctx = self.fusion_prefix_proj(prefix_out.astype(jnp.float32))
-        tac = tac + self.fusion_cross_attn_1(tac, ctx, ctx,
-                                             mask=_key_mask(prefix_mask, self.num_tokens))
-        q = jnp.broadcast_to(self.fusion_action_queries[...], (b, *self.fusion_action_queries.shape))
-        out = self.fusion_cross_attn_2(q, tac, tac)
-        return self.fusion_out_proj(out) * gate[:, :, None]
+# The fusion layers are attributes of the model itself (top-level names in the
+# param tree, as in the published code), so these are init/apply function pairs.
 
 
-class PrefixSelfAttnFusion(nnx.Module):
-    def __init__(self, *, feature_dim, llm_width, expert_width, fusion_dim, heads,
-                 horizon, rngs: nnx.Rngs):
-        self.horizon = horizon
-        self.tactile_to_vlm_proj = nnx.Linear(feature_dim, llm_width, rngs=rngs)
-        self.fusion_self_attn = _mha(heads, llm_width, fusion_dim, expert_width, rngs)
+def init_two_stage(m, *, feature_dim, llm_width, expert_width, fusion_dim, heads,
+             horizon, num_tokens, rngs: nnx.Rngs):
+    m.tactile_to_vlm_proj = nnx.Linear(feature_dim, num_tokens * fusion_dim, rngs=rngs)
+    m.fusion_prefix_proj = nnx.Linear(llm_width, fusion_dim, rngs=rngs)
+    m.fusion_cross_attn_1 = _mha(heads, fusion_dim, fusion_dim, fusion_dim, rngs)
+    m.fusion_cross_attn_2 = _mha(heads, fusion_dim, fusion_dim, fusion_dim, rngs)
+    queries = jax.random.normal(rngs.params(), (horizon, fusion_dim)) * 0.02
+    m.fusion_action_queries = nnx.Param(queries)
+    m.fusion_out_proj = nnx.Linear(fusion_dim, expert_width, rngs=rngs)
 
-    def __call__(self, prefix_out, prefix_mask, features, gate):
-        """prefix_out [B,P,Dv]; prefix_mask bool [B,P]; features [B,E]; gate [B,1] -> [B,H,De]."""
-        if prefix_out.shape[1] + 1 < self.horizon:
-            raise ValueError(f"prefix_self_attn needs >= {self.horizon - 1} prefix tokens")
-        tac = self.tactile_to_vlm_proj(features)[:, None, :]
-        x = jnp.concatenate([prefix_out.astype(jnp.float32), tac], axis=1)
-        valid = jnp.concatenate([prefix_mask, jnp.ones((x.shape[0], 1), bool)], axis=1)
-        out = self.fusion_self_attn(x, x, x, mask=_key_mask(valid, x.shape[1]))
-        return out[:, -self.horizon :] * gate[:, :, None]
+
+
+def two_stage(m, prefix_out, prefix_mask, features, gate, *, num_tokens):
+    """prefix_out [B,P,Dv]; prefix_mask bool [B,P]; features [B,E]; gate [B,1] -> [B,H,De]."""
+    b = features.shape[0]
+    tac = m.tactile_to_vlm_proj(features).reshape(b, num_tokens, -1)
+    ctx = m.fusion_prefix_proj(prefix_out.astype(jnp.float32))
+    tac = tac + m.fusion_cross_attn_1(tac, ctx, ctx,
+                                         mask=_key_mask(prefix_mask, num_tokens))
+    q = jnp.broadcast_to(m.fusion_action_queries[...], (b, *m.fusion_action_queries.shape))
+    out = m.fusion_cross_attn_2(q, tac, tac)
+    return m.fusion_out_proj(out) * gate[:, :, None]
+
+
+def init_prefix_self_attn(m, *, feature_dim, llm_width, expert_width, fusion_dim, heads,
+                          rngs: nnx.Rngs):
+    m.tactile_to_vlm_proj = nnx.Linear(feature_dim, llm_width, rngs=rngs)
+    m.fusion_self_attn = _mha(heads, llm_width, fusion_dim, expert_width, rngs)
+
+
+
+def prefix_self_attn(m, prefix_out, prefix_mask, features, gate, *, horizon):
+    """prefix_out [B,P,Dv]; prefix_mask bool [B,P]; features [B,E]; gate [B,1] -> [B,H,De]."""
+    if prefix_out.shape[1] + 1 < horizon:
+        raise ValueError(f"prefix_self_attn needs >= {horizon - 1} prefix tokens")
+    tac = m.tactile_to_vlm_proj(features)[:, None, :]
+    x = jnp.concatenate([prefix_out.astype(jnp.float32), tac], axis=1)
+    valid = jnp.concatenate([prefix_mask, jnp.ones((x.shape[0], 1), bool)], axis=1)
+    out = m.fusion_self_attn(x, x, x, mask=_key_mask(valid, x.shape[1]))
+    return out[:, -horizon :] * gate[:, :, None]

@@ -80,10 +80,8 @@ class TactileEncoder(nnx.Module):
 
 
 def _q_event_dim(params, hparams) -> int:
-    for key in ("e_dim", "embedding_dim", "event_dim"):
-        if isinstance(hparams, dict) and isinstance(hparams.get(key), int):
-            return hparams[key]
-    return 64  # the published v4 layout (CONTRACT section 2)
+    """Codebook width (`residual_vq_config.dim`, 64 in the published v4 layout)."""
+    return int(hparams.rvq.dim)
 
 
 class Gate(nnx.Module):

@@ -54,8 +54,10 @@ def _to_numpy(v) -> np.ndarray:
     return np.asarray(v)
 
 
-def load_jax_vqvae_from_state(state_dict: Mapping[str, Any], hparams_dict: Mapping[str, Any] | VQVAEHParams,
-                              where: str = "state_dict") -> tuple[dict[str, jax.Array], VQVAEHParams]:
+def load_jax_vqvae_from_state(
+    state_dict: Mapping[str, Any], hparams_dict: Mapping[str, Any] | VQVAEHParams,
+    where: str = "state_dict",
+) -> tuple[dict[str, jax.Array], VQVAEHParams]:
     """Convert a published-layout state_dict (torch tensors or arrays) to JAX params.
 
     Keys and shapes are checked strictly, as for a checkpoint file.

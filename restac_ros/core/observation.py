@@ -1,0 +1,334 @@
+"""Observation assembly: synchronized raw sensor data -> the model's batch-1 `Observation`.
+
+The ONE preprocessing path: `policy_node`, `restac-eval` and
+`restac-train-policy` all go StreamBuffers -> `sample_from_buffers` ->
+`build`, and map model outputs back with `postprocess_actions`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from restac_ros.core.action_space import ActionSpace
+from restac_ros.core.buffers import StreamBuffers, StreamSpec
+from restac_ros.core.images import (
+    ImageDecodeError,
+    ImageInput,
+    as_rgb,
+    letterbox,
+    resize_tactile,
+    to_model_range,
+)
+from restac_ros.model import norm_stats as norm
+from restac_ros.model.observation import IMAGE_KEYS, IMAGE_SIZE, TACTILE_SIZE, Observation
+from restac_ros.model.tokenizer import PromptTokenizer
+
+
+class ReasonCode(enum.StrEnum):
+    """Why an observation was refused (shown on /diagnostics and in eval reports)."""
+
+    NONFINITE_JOINTS = "nonfinite_joints"
+    MISSING_JOINTS = "missing_joints"  # also renamed joints: maps by name
+    BAD_JOINT_LAYOUT = "bad_joint_layout"  # names/positions length mismatch, duplicates
+    NO_PREVIOUS_STATE = "no_previous_state"  # action_prev needs two joint states
+    MISSING_STREAM = "missing_stream"  # a required stream never arrived
+    STALE_STREAM = "stale_stream"
+    TACTILE_MISSING = "tactile_missing"  # tactile required but absent
+    EMPTY_PROMPT = "empty_prompt"
+    BAD_IMAGE = "bad_image"
+
+
+class InvalidObservation(Exception):
+    """Raised instead of producing an observation; never silently patched up."""
+
+    def __init__(self, reason: ReasonCode, message: str) -> None:
+        super().__init__(f"{reason.value}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+class InvalidActions(ValueError):
+    """Model output that must not reach a robot (wrong shape, NaN/inf)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class JointSample:
+    """sensor_msgs/JointState without ROS: names and positions, same length."""
+
+    names: tuple[str, ...]
+    positions: np.ndarray
+    stamp_ns: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class RawSample:
+    """Synchronized inputs of one tick. A camera slot absent from `images` is masked out.
+
+    prev_joints is the joint state received just before `joints` (action_prev).
+    """
+
+    stamp_ns: int
+    images: Mapping[str, ImageInput]
+    joints: JointSample
+    prev_joints: JointSample | None
+    prompt: str | None
+    tactile: ImageInput | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ObservationSpec:
+    """What the policy consumes and from which streams (stream names are free-form keys).
+
+    camera_streams: {model slot: stream}; slots not listed are fed black + mask False.
+    joint_names: state order; incoming joints are mapped by name.
+    action_dim: the model's (padded) action/state width; the robot's comes from action_space.
+    use_quantile_norm: False = z-score (pi0), True = quantile (pi0.5).
+    state_in_prompt: pi0.5 writes the discretised normalised state into the prompt.
+    default_prompt: used only while no prompt has been received (None: must receive one).
+    """
+
+    camera_streams: Mapping[str, str]
+    joint_names: tuple[str, ...]
+    action_space: ActionSpace
+    action_dim: int
+    joint_stream: str = "joint_states"
+    tactile_stream: str | None = "tactile"
+    tactile_required: bool = False
+    camera_max_age_s: float = 0.2
+    joint_max_age_s: float = 0.1
+    tactile_max_age_s: float = 0.2
+    default_prompt: str | None = None
+    use_quantile_norm: bool = False
+    state_in_prompt: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "camera_streams", types.MappingProxyType(dict(self.camera_streams))
+        )
+        object.__setattr__(self, "joint_names", tuple(self.joint_names))
+        if unknown := set(self.camera_streams) - set(IMAGE_KEYS):
+            raise ValueError(f"unknown camera slots {sorted(unknown)}; slots: {IMAGE_KEYS}")
+        if not self.joint_names or len(set(self.joint_names)) != len(self.joint_names):
+            raise ValueError(f"joint_names must be non-empty and unique: {self.joint_names}")
+        if len(self.joint_names) > self.action_dim:
+            raise ValueError(f"{len(self.joint_names)} joints exceed action_dim {self.action_dim}")
+        if self.action_space.dim > self.action_dim:
+            raise ValueError(
+                f"robot action dim {self.action_space.dim} exceeds action_dim {self.action_dim}"
+            )
+        if self.tactile_required and self.tactile_stream is None:
+            raise ValueError("tactile_required needs a tactile_stream")
+        streams = [*self.camera_streams.values(), self.joint_stream]
+        if self.tactile_stream is not None:
+            streams.append(self.tactile_stream)
+        if len(set(streams)) != len(streams):
+            raise ValueError(f"streams must be distinct: {streams}")
+
+    @property
+    def state_dim(self) -> int:
+        return len(self.joint_names)
+
+    @property
+    def robot_dim(self) -> int:
+        return self.action_space.dim
+
+    def stream_specs(self) -> tuple[StreamSpec, ...]:
+        """Buffers this spec needs; joints keep 2 entries for action_prev."""
+        specs = [StreamSpec(s, self.camera_max_age_s) for s in self.camera_streams.values()]
+        specs.append(StreamSpec(self.joint_stream, self.joint_max_age_s, history=2))
+        if self.tactile_stream is not None:
+            specs.append(
+                StreamSpec(self.tactile_stream, self.tactile_max_age_s, self.tactile_required)
+            )
+        return tuple(specs)
+
+
+class ObservationBuilder:
+    """Validates a RawSample and turns it into a normalised, tokenised batch-1 Observation."""
+
+    def __init__(
+        self,
+        spec: ObservationSpec,
+        stats: Mapping[str, norm.NormStats],
+        tokenizer: PromptTokenizer,
+    ) -> None:
+        for key in ("state", "actions"):
+            if key not in stats:
+                raise ValueError(f"norm stats lack {key!r} (have {sorted(stats)})")
+        for key, width in (("state", spec.state_dim), ("actions", spec.state_dim)):
+            have = np.asarray(stats[key].mean).shape[-1]
+            if have < width:
+                raise ValueError(f"norm stats {key!r} have {have} dims, need >= {width}")
+        if np.asarray(stats["actions"].mean).shape[-1] < spec.robot_dim:
+            raise ValueError(f"action norm stats narrower than robot dim {spec.robot_dim}")
+        self.spec = spec
+        self.stats = stats
+        self.tokenizer = tokenizer
+        self._index = {name: i for i, name in enumerate(spec.joint_names)}
+
+    # -- stream side -------------------------------------------------------
+    def make_buffers(self, unstamped_policy: str = "stamp_on_receipt") -> StreamBuffers:
+        return StreamBuffers(self.spec.stream_specs(), unstamped_policy)
+
+    def sample_from_buffers(
+        self, buffers: StreamBuffers, now_ns: int, prompt: str | None
+    ) -> RawSample:
+        """Newest message of every stream, if all required ones are fresh at now_ns.
+
+        Buffered values: images as ImageInput, joints as JointSample.
+        Optional tactile that is missing or stale is left out (mask False).
+        """
+        spec = self.spec
+        report = buffers.freshness(now_ns)
+        tactile = None
+        if spec.tactile_stream is not None:
+            t_status = report.status(spec.tactile_stream)
+            if spec.tactile_required and t_status.missing:
+                raise InvalidObservation(
+                    ReasonCode.TACTILE_MISSING,
+                    f"tactile required but nothing received on {spec.tactile_stream!r}",
+                )
+            if t_status.fresh:
+                tactile = buffers.latest(spec.tactile_stream).value
+        if missing := report.missing_required:
+            raise InvalidObservation(
+                ReasonCode.MISSING_STREAM, f"nothing received yet on {list(missing)}"
+            )
+        if stale := report.stale_required:
+            detail = ", ".join(f"{s.name} age {s.age_s:.3f}s > {s.max_age_s:.3f}s" for s in stale)
+            raise InvalidObservation(ReasonCode.STALE_STREAM, detail)
+        joint_hist = buffers.history(spec.joint_stream)
+        if len(joint_hist) < 2:
+            raise InvalidObservation(
+                ReasonCode.NO_PREVIOUS_STATE, "action_prev needs two consecutive joint states"
+            )
+        images = {slot: buffers.latest(s).value for slot, s in spec.camera_streams.items()}
+        return RawSample(
+            stamp_ns=int(now_ns),
+            images=images,
+            joints=joint_hist[-1].value,
+            prev_joints=joint_hist[-2].value,
+            prompt=prompt,
+            tactile=tactile,
+        )
+
+    # -- validation + preprocessing ----------------------------------------
+    def state_vector(self, joints: JointSample, what: str = "joint state") -> np.ndarray:
+        """Raw positions in spec.joint_names order (float64), validated."""
+        names = tuple(joints.names)
+        positions = np.asarray(joints.positions, dtype=np.float64).reshape(-1)
+        if len(names) != positions.shape[0]:
+            raise InvalidObservation(
+                ReasonCode.BAD_JOINT_LAYOUT,
+                f"{what}: {len(names)} names but {positions.shape[0]} positions",
+            )
+        if len(set(names)) != len(names):
+            raise InvalidObservation(ReasonCode.BAD_JOINT_LAYOUT, f"{what}: duplicate names")
+        given = {n: i for i, n in enumerate(names)}
+        if missing := [n for n in self.spec.joint_names if n not in given]:
+            extra = sorted(set(names) - set(self.spec.joint_names))
+            raise InvalidObservation(
+                ReasonCode.MISSING_JOINTS, f"{what}: missing {missing}; unexpected {extra}"
+            )
+        state = positions[[given[n] for n in self.spec.joint_names]]
+        if bad := [
+            n for n, v in zip(self.spec.joint_names, state, strict=True) if not np.isfinite(v)
+        ]:
+            raise InvalidObservation(ReasonCode.NONFINITE_JOINTS, f"{what}: NaN/inf in {bad}")
+        return state
+
+    def _image(self, image: ImageInput, what: str) -> np.ndarray:
+        try:
+            return as_rgb(image)
+        except ImageDecodeError as err:
+            raise InvalidObservation(ReasonCode.BAD_IMAGE, f"{what}: {err}") from None
+
+    def _prompt_tokens(
+        self, prompt: str | None, state_n: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        text = self.spec.default_prompt if prompt is None else prompt
+        if text is None or not text.strip():
+            raise InvalidObservation(
+                ReasonCode.EMPTY_PROMPT,
+                "no prompt received" if text is None else f"prompt is empty ({prompt!r})",
+            )
+        tokens, mask = self.tokenizer.tokenize(text, state_n if self.spec.state_in_prompt else None)
+        return np.asarray(tokens, dtype=np.int32), np.asarray(mask, dtype=bool)
+
+    def _pad(self, x: np.ndarray) -> np.ndarray:
+        out = np.zeros((self.spec.action_dim,), dtype=np.float32)
+        out[: x.shape[0]] = x
+        return out
+
+    def build(self, sample: RawSample) -> Observation:
+        """RawSample -> Observation (batch 1); raises InvalidObservation with a reason code."""
+        spec = self.spec
+        state = self.state_vector(sample.joints)
+        if sample.prev_joints is None:
+            raise InvalidObservation(ReasonCode.NO_PREVIOUS_STATE, "no previous joint state")
+        prev_state = self.state_vector(sample.prev_joints, "previous joint state")
+        q = spec.use_quantile_norm
+        state_n = norm.normalize(state, self.stats["state"], use_quantiles=q)
+        delta_n = norm.normalize(state - prev_state, self.stats["actions"], use_quantiles=q)
+        tokens, token_mask = self._prompt_tokens(sample.prompt, state_n)
+
+        images, masks = {}, {}
+        for slot in IMAGE_KEYS:
+            stream = spec.camera_streams.get(slot)
+            if stream is None:
+                images[slot] = np.full((1, *IMAGE_SIZE, 3), -1.0, dtype=np.float32)
+                masks[slot] = np.zeros((1,), dtype=bool)
+                continue
+            if slot not in sample.images or sample.images[slot] is None:
+                raise InvalidObservation(ReasonCode.MISSING_STREAM, f"no image for slot {slot!r}")
+            rgb = self._image(sample.images[slot], f"camera {slot!r} ({stream})")
+            images[slot] = to_model_range(letterbox(rgb, IMAGE_SIZE))[None]
+            masks[slot] = np.ones((1,), dtype=bool)
+
+        if sample.tactile is not None:
+            rgb = self._image(sample.tactile, f"tactile ({spec.tactile_stream})")
+            tactile = to_model_range(resize_tactile(rgb))[None]
+            tactile_mask = np.ones((1,), dtype=bool)
+        elif spec.tactile_required:
+            raise InvalidObservation(ReasonCode.TACTILE_MISSING, "tactile required but absent")
+        else:
+            tactile = np.full((1, *TACTILE_SIZE, 3), -1.0, dtype=np.float32)
+            tactile_mask = np.zeros((1,), dtype=bool)
+
+        return Observation(
+            images=images,
+            image_masks=masks,
+            state=self._pad(state_n)[None],
+            tokenized_prompt=tokens[None],
+            tokenized_prompt_mask=token_mask[None],
+            tactile_image=tactile,
+            tactile_mask=tactile_mask,
+            action_prev=self._pad(delta_n)[None],
+        )
+
+    def postprocess_actions(self, actions_norm: np.ndarray) -> np.ndarray:
+        """Model actions [H, action_dim] (normalised, padded) -> float32 [H, robot_dim]."""
+        actions = np.asarray(actions_norm)
+        if actions.ndim != 2 or actions.shape[1] != self.spec.action_dim:
+            raise InvalidActions(
+                f"expected actions [H, {self.spec.action_dim}], got shape {actions.shape}"
+            )
+        if not np.all(np.isfinite(actions)):
+            raise InvalidActions("model actions contain NaN/inf")
+        robot = actions[:, : self.spec.robot_dim].astype(np.float64)
+        out = norm.unnormalize(
+            robot, self.stats["actions"], use_quantiles=self.spec.use_quantile_norm
+        )
+        return np.asarray(out, dtype=np.float32)
+
+
+def joint_sample(
+    names: Sequence[str], positions: Sequence[float], stamp_ns: int = 0
+) -> JointSample:
+    """Convenience constructor (copies positions to float64)."""
+    return JointSample(tuple(names), np.array(positions, dtype=np.float64), int(stamp_ns))

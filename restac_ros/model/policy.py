@@ -1,0 +1,136 @@
+"""`RestacPolicy`: a Pi0_ResTac checkpoint as a jit-compiled `infer(obs, seed)`.
+
+Checkpoint layout (docs/ARCHITECTURE.md):
+  CKPT/restac_config.json   Pi0ResTacConfig fields (vqvae ckpt path relative to CKPT)
+  CKPT/params/              orbax, openpi tree layout
+  CKPT/assets/<asset_id>/norm_stats.json
+  CKPT/assets/tokenizer.model
+  CKPT/policy_meta.json     action space, action names, dt, camera slots, asset_id
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import shutil
+import time
+
+import flax.nnx as nnx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from restac_ros.model import checkpoint as _ckpt
+from restac_ros.model import norm_stats as _ns
+from restac_ros.model.config import Pi0ResTacConfig
+from restac_ros.model.observation import Observation
+from restac_ros.model.pi0_restac import Pi0ResTac, TactileDiagnostics
+from restac_ros.model.tokenizer import PromptTokenizer
+
+CONFIG_FILE = "restac_config.json"
+META_FILE = "policy_meta.json"
+TOKENIZER_FILE = "tokenizer.model"
+VQVAE_DIR = "vqvae"
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyResult:
+    actions_norm: np.ndarray  # float32 [B, H, action_dim], normalised
+    diagnostics: TactileDiagnostics  # numpy leaves
+    inference_ms: float
+
+
+def save_policy_checkpoint(directory, model: Pi0ResTac, config: Pi0ResTacConfig,
+                           norm_stats: dict[str, _ns.NormStats], tokenizer_path,
+                           meta: dict) -> pathlib.Path:
+    """Writes the checkpoint directory (must not exist or be empty); returns its path."""
+    d = pathlib.Path(directory).absolute()
+    if d.exists() and any(d.iterdir()):
+        raise FileExistsError(f"checkpoint directory {d} is not empty")
+    d.mkdir(parents=True, exist_ok=True)
+    cfg = config
+    if config.residual_vqvae_checkpoint:
+        # Copy the frozen VQ-VAE in so the directory is self-contained.
+        src = pathlib.Path(config.residual_vqvae_checkpoint)
+        (d / VQVAE_DIR).mkdir()
+        shutil.copy2(src, d / VQVAE_DIR / src.name)
+        cfg = dataclasses.replace(config, residual_vqvae_checkpoint=f"{VQVAE_DIR}/{src.name}")
+    (d / CONFIG_FILE).write_text(cfg.to_json())
+    _ckpt.save_model_params(d / "params", model)
+    meta = dict(meta)
+    asset_id = meta.setdefault("asset_id", "default")
+    _ns.save_norm_stats(d / "assets" / asset_id / _ns.FILE_NAME, norm_stats)
+    shutil.copy2(tokenizer_path, d / "assets" / TOKENIZER_FILE)
+    (d / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
+    return d
+
+
+def load_policy_config(directory) -> Pi0ResTacConfig:
+    d = pathlib.Path(directory).absolute()
+    path = d / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: not a restac policy checkpoint")
+    cfg = Pi0ResTacConfig.from_json(path.read_text())
+    if cfg.residual_vqvae_checkpoint and not pathlib.Path(cfg.residual_vqvae_checkpoint).is_absolute():
+        cfg = dataclasses.replace(cfg, residual_vqvae_checkpoint=str(d / cfg.residual_vqvae_checkpoint))
+    return cfg
+
+
+def _to_numpy(tree):
+    return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
+class RestacPolicy:
+    def __init__(self, model: Pi0ResTac, *, norm_stats=None, tokenizer=None, meta=None,
+                 num_steps: int = 10):
+        self.config: Pi0ResTacConfig = model.config
+        self.norm_stats = norm_stats
+        self.tokenizer = tokenizer
+        self.meta = dict(meta or {})
+        self.num_steps = num_steps
+        graphdef, self._state = nnx.split(model)
+
+        def sample(state, obs, rng):
+            return nnx.merge(graphdef, state).sample_actions(rng, obs, num_steps=num_steps)
+
+        self._sample = jax.jit(sample)
+
+    @classmethod
+    def from_checkpoint(cls, directory, *, dtype: str | None = None, num_steps: int = 10):
+        """Loads CKPT (layout above). `dtype="bfloat16"` stores the VLM/vision weights in
+        bf16 and computes in bf16 (GPU); default: the saved config's dtype."""
+        d = pathlib.Path(directory).absolute()
+        cfg = load_policy_config(d)
+        if dtype is not None:
+            cfg = dataclasses.replace(cfg, dtype=dtype)
+        meta = json.loads((d / META_FILE).read_text()) if (d / META_FILE).is_file() else {}
+        asset_id = meta.get("asset_id", "default")
+        stats = _ns.load_norm_stats(d / "assets" / asset_id / _ns.FILE_NAME)
+        tok_path = d / "assets" / TOKENIZER_FILE
+        tokenizer = PromptTokenizer(tok_path, cfg.max_token_len) if tok_path.is_file() else None
+        model = cfg.create(jax.random.key(0))
+        _ckpt.load_model_params(d / "params", model)
+        if cfg.dtype == "bfloat16":
+            pg = nnx.state(model.PaliGemma, nnx.Param)
+            nnx.update(model.PaliGemma, jax.tree.map(lambda x: x.astype(jnp.bfloat16), pg))
+        return cls(model, norm_stats=stats, tokenizer=tokenizer, meta=meta, num_steps=num_steps)
+
+    @property
+    def num_compiles(self) -> int:
+        """How many programs `infer` has compiled (one per input shape)."""
+        return self._sample._cache_size()
+
+    def infer(self, obs: Observation, seed: int) -> PolicyResult:
+        obs = jax.tree.map(jnp.asarray, obs)
+        t0 = time.perf_counter()
+        actions, diag = self._sample(self._state, obs, jax.random.key(seed))
+        actions = jax.block_until_ready(actions)
+        ms = (time.perf_counter() - t0) * 1e3
+        return PolicyResult(np.asarray(actions), TactileDiagnostics(*_to_numpy(tuple(diag))), ms)
+
+    def warmup(self, obs: Observation) -> float:
+        """Compiles `infer` for this observation's shapes; returns the seconds it took."""
+        t0 = time.perf_counter()
+        self.infer(obs, 0)
+        return time.perf_counter() - t0

@@ -1,0 +1,156 @@
+"""bag_player: publish a rosbag2's topics with recorded timing through rclpy.
+
+Messages go out as the raw CDR bytes stored in the bag (`publisher.publish(bytes)`),
+so nothing is deserialised; message classes come from the type names by importlib.
+Optional /clock (rosgraph_msgs/Clock) carries bag time for use_sim_time nodes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+import time
+from pathlib import Path
+
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rosbags.rosbag2 import Reader
+from rosgraph_msgs.msg import Clock
+
+from restac_ros.nodes import conversions, qos
+from restac_ros.nodes.params import declare
+from restac_ros.nodes.spin import run_nodes
+
+NODE_NAME = "bag_player"
+PROMPT_TYPES = ("std_msgs/msg/String",)
+
+PARAMETERS = {
+    "bag_path": ("", "rosbag2 directory (sqlite3 or MCAP) to play"),
+    "rate": (1.0, "Playback speed factor (2.0 = twice as fast)"),
+    "loop": (False, "Start again from the beginning when the bag ends"),
+    "publish_clock": (True, "Publish bag time on /clock (for use_sim_time)"),
+    "clock_topic": ("/clock", "Topic of the rosgraph_msgs/Clock messages"),
+    "topics": (Parameter.Type.STRING_ARRAY, "Topics to play (unset = all)"),
+    "start_delay_s": (1.0, "Wait before the first message (lets subscribers match)"),
+    "prompt_topics": (
+        ["/restac/prompt"],
+        "Topics published reliable + transient local (latched prompts); others as sensor data",
+    ),
+}
+
+
+def message_class(type_name: str) -> type:
+    """'sensor_msgs/msg/Image' -> sensor_msgs.msg.Image (raises ImportError/AttributeError)."""
+    parts = type_name.split("/")
+    if len(parts) != 3:
+        raise ValueError(f"message type {type_name!r} is not of the form pkg/msg/Name")
+    package, kind, name = parts
+    return getattr(importlib.import_module(f"{package}.{kind}"), name)
+
+
+class BagPlayerNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        self.p = declare(self, PARAMETERS)
+        if not self.p["bag_path"]:
+            raise ValueError("parameter bag_path is required")
+        if not self.p["rate"] > 0:
+            raise ValueError(f"rate must be > 0, got {self.p['rate']}")
+        self.bag_path = Path(self.p["bag_path"])
+        self.finished = threading.Event()
+        self.stop = threading.Event()
+        self.published = 0
+        self._clock_pub = (
+            self.create_publisher(Clock, self.p["clock_topic"], qos.CLOCK)
+            if self.p["publish_clock"]
+            else None
+        )
+        self._publishers = {}
+
+    def _publisher(self, topic: str, msgtype: str):
+        if topic not in self._publishers:
+            profile = qos.PROMPT if topic in self.p["prompt_topics"] else qos.SENSOR
+            if msgtype not in PROMPT_TYPES and profile is qos.PROMPT:
+                profile = qos.OUTPUT
+            self._publishers[topic] = self.create_publisher(message_class(msgtype), topic, profile)
+        return self._publishers[topic]
+
+    def play(self) -> None:
+        """Play until the bag ends (or forever with loop) or `stop` is set."""
+        try:
+            with Reader(self.bag_path) as reader:
+                wanted = self.p["topics"]
+                connections = [c for c in reader.connections if wanted is None or c.topic in wanted]
+                if not connections:
+                    raise ValueError(f"{self.bag_path}: none of the topics {wanted} in the bag")
+                for c in connections:
+                    self._publisher(c.topic, c.msgtype)
+                self.get_logger().info(
+                    f"playing {self.bag_path} ({len(connections)} topics, rate {self.p['rate']})"
+                )
+                if self.stop.wait(self.p["start_delay_s"]):
+                    return
+                while not self.stop.is_set():
+                    self._play_once(reader, connections)
+                    if not self.p["loop"]:
+                        break
+        finally:
+            self.finished.set()
+
+    def _play_once(self, reader: Reader, connections) -> None:
+        start_wall = time.monotonic()
+        first_ns = None
+        for conn, bag_ns, raw in reader.messages(connections=connections):
+            if first_ns is None:
+                first_ns = bag_ns
+            due = start_wall + (bag_ns - first_ns) / 1e9 / self.p["rate"]
+            delay = due - time.monotonic()
+            if delay > 0 and self.stop.wait(delay):
+                return
+            if self._clock_pub is not None:
+                self._clock_pub.publish(Clock(clock=conversions.ns_to_stamp(bag_ns)))
+            self._publishers[conn.topic].publish(raw)
+            self.published += 1
+        self.get_logger().info(f"bag done: {self.published} messages published")
+
+
+def main(args: list[str] | None = None) -> int:
+    holder: dict[str, object] = {}
+    errors: list[BaseException] = []
+
+    def make():
+        holder["node"] = BagPlayerNode()
+        return [holder["node"]]
+
+    def start(nodes) -> None:
+        def run() -> None:
+            try:
+                nodes[0].play()
+            except BaseException as exc:
+                errors.append(exc)
+                raise
+
+        holder["thread"] = threading.Thread(target=run, name="bag-player", daemon=True)
+        holder["thread"].start()
+
+    def stop() -> None:
+        if "node" in holder:
+            holder["node"].stop.set()
+        if "thread" in holder:
+            holder["thread"].join(timeout=5.0)
+
+    rc = run_nodes(
+        make,
+        args=sys.argv if args is None else args,
+        after_start=start,
+        done=lambda: holder["node"].finished.is_set(),
+        on_stop=stop,
+    )
+    if errors:
+        raise RuntimeError("bag_player failed") from errors[0]
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

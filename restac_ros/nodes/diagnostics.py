@@ -1,0 +1,90 @@
+"""diagnostic_msgs helpers: build /diagnostics statuses from plain values, count rates."""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Mapping
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+from restac_ros.nodes.conversions import ns_to_stamp
+
+OK = DiagnosticStatus.OK
+WARN = DiagnosticStatus.WARN
+ERROR = DiagnosticStatus.ERROR
+STALE = DiagnosticStatus.STALE
+
+
+def status(
+    name: str, level: bytes, message: str, values: Mapping[str, object], hardware_id: str = ""
+) -> DiagnosticStatus:
+    """level: one of OK / WARN / ERROR / STALE (bytes, as diagnostic_msgs defines them)."""
+    msg = DiagnosticStatus()
+    msg.level = level
+    msg.name = name
+    msg.message = message
+    msg.hardware_id = hardware_id
+    msg.values = [KeyValue(key=str(k), value=_fmt(v)) for k, v in values.items()]
+    return msg
+
+
+def array(stamp_ns: int, statuses: list[DiagnosticStatus]) -> DiagnosticArray:
+    msg = DiagnosticArray()
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.status = statuses
+    return msg
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def level_of(msg: DiagnosticStatus) -> int:
+    return msg.level[0] if isinstance(msg.level, bytes | bytearray) else int(msg.level)
+
+
+class RateCounter:
+    """Events per second over a sliding window (thread-safe)."""
+
+    def __init__(self, window_s: float = 2.0) -> None:
+        self._window_s = window_s
+        self._times: collections.deque[float] = collections.deque()
+        self._lock = threading.Lock()
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._times.append(now)
+            self._trim(now)
+
+    def rate_hz(self) -> float:
+        now = time.monotonic()
+        with self._lock:
+            self._trim(now)
+            return len(self._times) / self._window_s
+
+    def _trim(self, now: float) -> None:
+        while self._times and now - self._times[0] > self._window_s:
+            self._times.popleft()
+
+
+class ReasonLog:
+    """Counts of rejection reasons plus the last text of each (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+        self._last: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def add(self, key: str, detail: str) -> None:
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+            self._last[key] = detail
+
+    def snapshot(self) -> dict[str, tuple[int, str]]:
+        with self._lock:
+            return {k: (self._counts[k], self._last[k]) for k in self._counts}

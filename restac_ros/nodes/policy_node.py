@@ -1,0 +1,280 @@
+"""policy_node: sensor topics -> ActionChunk (lifecycle node).
+
+configure: load RestacPolicy, build the core's ObservationBuilder, compile
+(warm-up), create publishers/subscriptions. activate: start ticking. Each
+tick asks the core for a fresh synchronized sample (StreamBuffers +
+ObservationBuilder.sample_from_buffers); the inference worker thread builds
+the Observation, runs the policy and publishes. Callbacks only convert
+messages into core types; every refusal is counted and shown on /diagnostics.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import String
+
+from restac_ros.core.images import RawCompressedImage, RawImage
+from restac_ros.core.observation import InvalidActions, InvalidObservation, ObservationBuilder
+from restac_ros.nodes import conversions, diagnostics, policy_params, qos
+from restac_ros.nodes.params import declare
+from restac_ros.nodes.policy_model import LoadedPolicy, load_policy
+from restac_ros.nodes.policy_outputs import ChunkResult, PolicyOutputs
+from restac_ros.nodes.policy_status import PolicyStatus
+from restac_ros.nodes.spin import run_nodes
+from restac_ros.nodes.worker import Worker
+
+NODE_NAME = "policy_node"
+
+
+class PolicyNode(LifecycleNode):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        self.p = declare(self, policy_params.PARAMETERS)
+        self.policy: LoadedPolicy | None = None
+        self.builder: ObservationBuilder | None = None
+        self.buffers = None
+        self.outputs: PolicyOutputs | None = None
+        self.worker: Worker | None = None
+        self.status = PolicyStatus()
+        self._prompt: str | None = None
+        self._subs = []
+        self._tick_timer = None
+        self._active = False
+        self._next_chunk_id = 0
+        self._last_tick_ns = 0
+        self._diag_pub = self.create_publisher(
+            diagnostics.DiagnosticArray, self.p["diagnostics_topic"], qos.DIAGNOSTICS
+        )
+        self.create_timer(self.p["diagnostics_period_s"], self._publish_diagnostics)
+
+    # -- lifecycle -----------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            policy_params.validate(self.p)
+            t0 = time.monotonic()
+            self.policy = load_policy(self.p)
+            space = policy_params.action_space(self.p, self.policy.horizon)
+            spec = policy_params.observation_spec(
+                self.p, space, self.policy.action_dim, self.policy.quantile_norm
+            )
+            self.builder = ObservationBuilder(spec, self.policy.norm_stats, self.policy.tokenizer)
+            self.buffers = self.builder.make_buffers(self.p["unstamped_policy"])
+            warm_ms = self.policy.warmup()
+            self.outputs = PolicyOutputs(
+                self,
+                policy_params.output_topics(self.p),
+                space,
+                self.p["ee_frame_id"],
+                self.p["tactile_frame_id"],
+                self.policy.tactile_mode,
+            )
+        except Exception as exc:  # configure fails with the reason; the node stays up
+            self.status.set_error(f"configure failed: {exc}")
+            self.get_logger().error(f"configure failed: {exc!r}")
+            return TransitionCallbackReturn.FAILURE
+        self._create_subscriptions()
+        self.worker = Worker("policy-inference", self._infer, self._on_worker_error)
+        self.status.configured(self.policy.describe(), warm_ms)
+        self.get_logger().info(
+            f"configured in {time.monotonic() - t0:.1f}s ({self.policy.describe()}, "
+            f"warm-up {warm_ms:.0f} ms)"
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = True
+        if self.p["tick_on"] == "timer":
+            self._tick_timer = self.create_timer(1.0 / self.p["rate_hz"], self._on_tick)
+        self.status.lifecycle = "active"
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        if self._tick_timer is not None:
+            self.destroy_timer(self._tick_timer)
+            self._tick_timer = None
+        self.buffers.clear()
+        self.status.lifecycle = "inactive"
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self.status.lifecycle = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        self._release()
+        self.status.lifecycle = "finalized"
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        if self._tick_timer is not None:
+            self.destroy_timer(self._tick_timer)
+            self._tick_timer = None
+        if self.worker is not None and not self.worker.stop():
+            self.get_logger().error("inference worker did not stop in time")
+        self.worker = None
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        if self.outputs is not None:
+            self.outputs.destroy(self)
+        self.outputs, self.builder, self.policy, self.buffers = None, None, None, None
+
+    # -- inputs --------------------------------------------------------------
+    def _create_subscriptions(self) -> None:
+        compressed = self.p["camera_transport"] == "compressed"
+        image_type = CompressedImage if compressed else Image
+        for topic, slot in zip(self.p["camera_topics"], self.p["camera_slots"], strict=True):
+            self._subs.append(
+                self.create_subscription(
+                    image_type, topic, lambda m, s=slot: self._on_image(s, m), qos.SENSOR
+                )
+            )
+        if self.p["tactile_topic"]:
+            self._subs.append(
+                self.create_subscription(
+                    Image,
+                    self.p["tactile_topic"],
+                    lambda m: self._on_image(policy_params.TACTILE_STREAM, m),
+                    qos.SENSOR,
+                )
+            )
+        self._subs.append(
+            self.create_subscription(
+                JointState, self.p["joint_states_topic"], self._on_joints, qos.SENSOR
+            )
+        )
+        self._subs.append(
+            self.create_subscription(String, self.p["prompt_topic"], self._on_prompt, qos.PROMPT)
+        )
+
+    def _now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    def _push(self, stream: str, header, value) -> None:
+        reason = self.buffers.push(
+            stream, conversions.stamp_to_ns(header.stamp), value, self._now_ns()
+        )
+        self.status.received(stream)
+        if reason is not None:
+            self.status.reject(f"{stream}.{reason.value}", f"{stream}: message {reason.value}")
+        elif self.p["tick_on"] == stream:
+            self._on_tick()
+
+    def _on_image(self, stream: str, msg) -> None:
+        if isinstance(msg, CompressedImage):
+            value = RawCompressedImage(np.frombuffer(msg.data, np.uint8), msg.format)
+        else:
+            value = RawImage(
+                np.frombuffer(msg.data, np.uint8),
+                msg.encoding,
+                int(msg.height),
+                int(msg.width),
+                int(msg.step),
+                bool(msg.is_bigendian),
+            )
+        self._push(stream, msg.header, value)
+
+    def _on_joints(self, msg: JointState) -> None:
+        self._push(policy_params.JOINT_STREAM, msg.header, conversions.joint_sample(msg))
+
+    def _on_prompt(self, msg: String) -> None:
+        self._prompt = msg.data
+        self.get_logger().info(f"prompt: {msg.data!r}")
+
+    # -- observation tick and inference --------------------------------------
+    def _on_tick(self) -> None:
+        if not self._active or self.worker is None:
+            return
+        now_ns = self._now_ns()
+        if self.p["tick_on"] != "timer" and now_ns - self._last_tick_ns < 1e9 / self.p["rate_hz"]:
+            return
+        if self.worker.busy:
+            self.status.skipped_busy()
+            return
+        self._last_tick_ns = now_ns
+        try:
+            sample = self.builder.sample_from_buffers(self.buffers, now_ns, self._prompt)
+        except InvalidObservation as exc:
+            self.status.reject(exc.reason.value, exc.message)
+            return
+        self.worker.submit(sample)
+
+    def _infer(self, sample) -> None:
+        t0 = time.perf_counter()
+        try:
+            obs = self.builder.build(sample)
+        except InvalidObservation as exc:
+            self.status.reject(exc.reason.value, exc.message)
+            return
+        build_ms = (time.perf_counter() - t0) * 1e3
+        result = self.policy.infer(obs, self.p["seed"])
+        try:
+            actions = self.builder.postprocess_actions(result.actions_norm)
+        except InvalidActions as exc:
+            self.status.reject("invalid_actions", str(exc))
+            return
+        chunk = ChunkResult(
+            stamp_ns=sample.stamp_ns,
+            chunk_id=self._next_chunk_id,
+            actions=actions,
+            inference_ms=result.inference_ms,
+            codes=result.codes,
+            q_event=result.q_event,
+            logvar=result.logvar,
+            gate=result.gate,
+            tactile_valid=sample.tactile is not None,
+        )
+        if not self._active:  # deactivated while inferring: drop, never publish late
+            return
+        self.outputs.publish(chunk)
+        self._next_chunk_id += 1
+        self.status.published(result.inference_ms, build_ms, result.logvar, result.gate)
+
+    def _on_worker_error(self, exc: BaseException) -> None:
+        self.status.reject("inference_error", f"{type(exc).__name__}: {exc}")
+        self.get_logger().error(f"inference failed: {exc!r}")
+
+    # -- diagnostics -----------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        now_ns = self._now_ns()
+        freshness = None if self.buffers is None else self.buffers.freshness(now_ns)
+        counters = None if self.buffers is None else self.buffers.counters()
+        topics = dict(zip(self.p["camera_slots"], self.p["camera_topics"], strict=True))
+        topics[policy_params.TACTILE_STREAM] = self.p["tactile_topic"]
+        topics[policy_params.JOINT_STREAM] = self.p["joint_states_topic"]
+        statuses = self.status.diagnostics(
+            f"restac: {NODE_NAME}",
+            self.get_fully_qualified_name(),
+            freshness,
+            counters,
+            topics,
+            self._prompt,
+        )
+        self._diag_pub.publish(diagnostics.array(now_ns, statuses))
+
+
+def main(args: list[str] | None = None) -> int:
+    def make():
+        node = PolicyNode()
+        return [node]
+
+    def start(nodes) -> None:
+        # Standalone: configure and activate (under launch, the launch file drives it).
+        node = nodes[0]
+        if node.p["autostart"]:
+            node.trigger_configure()
+            node.trigger_activate()
+
+    return run_nodes(make, args=sys.argv if args is None else args, after_start=start)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""policy_node parameters (config/policy.yaml `policy_node:` section) and what they build."""
+
+from __future__ import annotations
+
+from restac_ros.core.action_space import ActionSpace, make_action_space
+from restac_ros.core.buffers import UnstampedPolicy
+from restac_ros.core.observation import ObservationSpec
+from restac_ros.model.observation import IMAGE_KEYS
+from restac_ros.nodes.policy_outputs import OutputTopics
+
+JOINTS = ["joint1", "joint2", "joint3", "joint4", "joint5", "joint6", "joint7", "gripper"]
+TRANSPORTS = ("raw", "compressed")
+TICK_SOURCES = ("timer", "joints", "tactile", *IMAGE_KEYS)
+
+PARAMETERS = {
+    "autostart": (
+        True,
+        "Configure and activate on start (launch files and restac-bringup set False and "
+        "drive the lifecycle transitions themselves)",
+    ),
+    # model
+    "checkpoint_dir": ("", "Policy checkpoint directory (restac_config.json, params/, assets/)"),
+    "vqvae_checkpoint": ("", "Residual VQ-VAE .ckpt overriding the checkpoint's ('' = its own)"),
+    "tokenizer_path": ("", "sentencepiece model overriding assets/tokenizer.model ('' = its own)"),
+    "device": ("cpu", "JAX platform to run on: cpu | gpu | tpu"),
+    "seed": (0, "Flow-matching noise seed (same seed + observation -> same chunk)"),
+    "num_steps": (10, "Euler integration steps of the flow-matching sampler"),
+    # action space
+    "action_space": ("joint_position", "Action space preset: joint_position | ee_pose_rpy"),
+    "joint_names": (JOINTS, "Joint names in state order (and the joint_position action names)"),
+    "action_dt_s": (1.0 / 15.0, "Seconds between consecutive actions of a chunk"),
+    "ee_frame_id": ("base_link", "Frame of end-effector actions (ActionChunk, Path)"),
+    # rates
+    "rate_hz": (5.0, "Observation/inference rate (Hz); ticks while inference runs are skipped"),
+    "tick_on": (
+        "timer",
+        "timer: assemble on a timer at rate_hz; or a stream (joints | tactile | camera slot): "
+        "assemble when its message arrives, at most rate_hz",
+    ),
+    "diagnostics_period_s": (1.0, "Period of /diagnostics publications (s)"),
+    # inputs
+    "camera_topics": (
+        ["/camera/base/image_raw", "/camera/left_wrist/image_raw", "/camera/right_wrist/image_raw"],
+        "Camera image topics, one per entry of camera_slots",
+    ),
+    "camera_slots": (list(IMAGE_KEYS), "Model camera slot of each camera topic"),
+    "camera_transport": (
+        "raw",
+        "raw (sensor_msgs/Image) | compressed (sensor_msgs/CompressedImage)",
+    ),
+    "camera_max_age_s": (0.5, "A camera image older than this (s) makes the observation stale"),
+    "tactile_topic": ("/tactile/image_raw", "Tactile image topic (sensor_msgs/Image)"),
+    "tactile_required": (True, "True: no chunk without a fresh tactile image; False: mask it"),
+    "tactile_max_age_s": (0.5, "A tactile image older than this (s) is stale"),
+    "tactile_frame_id": ("tactile_link", "Frame of the tactile sensor (TactileDiagnostics)"),
+    "joint_states_topic": ("/joint_states", "sensor_msgs/JointState topic"),
+    "joint_max_age_s": (0.2, "A joint state older than this (s) makes the observation stale"),
+    "prompt_topic": ("/restac/prompt", "std_msgs/String task prompt (reliable, transient local)"),
+    "default_prompt": ("", "Prompt used until one is received ('' = wait for the prompt topic)"),
+    "unstamped_policy": (
+        "stamp_on_receipt",
+        "Messages with a zero header stamp: stamp_on_receipt (warn) | reject",
+    ),
+    # outputs
+    "action_chunk_topic": ("/restac/action_chunk", "ActionChunk output topic"),
+    "joint_trajectory_topic": ("/restac/joint_trajectory", "JointTrajectory (joint spaces)"),
+    "ee_path_topic": ("/restac/ee_path", "nav_msgs/Path of the chunk (EE action spaces)"),
+    "tactile_diagnostics_topic": ("/restac/tactile/diagnostics", "TactileDiagnostics topic"),
+    "logvar_topic": ("/restac/tactile/logvar", "std_msgs/Float32 tactile logvar topic"),
+    "vq_codes_topic": ("/restac/tactile/vq_codes", "std_msgs/Int32MultiArray VQ codes topic"),
+    "diagnostics_topic": ("/diagnostics", "diagnostic_msgs/DiagnosticArray topic"),
+}
+
+JOINT_STREAM = "joints"
+TACTILE_STREAM = "tactile"
+
+
+def validate(p: dict) -> None:
+    """Raise ValueError naming the parameter for values that cannot work."""
+    if len(p["camera_topics"]) != len(p["camera_slots"]):
+        raise ValueError(
+            f"camera_topics ({len(p['camera_topics'])}) and camera_slots "
+            f"({len(p['camera_slots'])}) must have the same length"
+        )
+    if unknown := set(p["camera_slots"]) - set(IMAGE_KEYS):
+        raise ValueError(f"camera_slots: unknown slots {sorted(unknown)}; slots: {IMAGE_KEYS}")
+    if p["camera_transport"] not in TRANSPORTS:
+        raise ValueError(f"camera_transport must be one of {TRANSPORTS}")
+    if p["tick_on"] not in TICK_SOURCES:
+        raise ValueError(f"tick_on must be one of {TICK_SOURCES}, got {p['tick_on']!r}")
+    UnstampedPolicy(p["unstamped_policy"])
+    for name in ("rate_hz", "diagnostics_period_s", "action_dt_s"):
+        if not p[name] > 0:
+            raise ValueError(f"{name} must be > 0, got {p[name]}")
+
+
+def action_space(p: dict, horizon: int) -> ActionSpace:
+    return make_action_space(p["action_space"], p["joint_names"], p["action_dt_s"], horizon)
+
+
+def observation_spec(
+    p: dict, space: ActionSpace, action_dim: int, quantile_norm: bool
+) -> ObservationSpec:
+    """Stream names: the camera slot for cameras, "joints", "tactile"."""
+    return ObservationSpec(
+        camera_streams={slot: slot for slot in p["camera_slots"]},
+        joint_names=tuple(p["joint_names"]),
+        action_space=space,
+        action_dim=action_dim,
+        joint_stream=JOINT_STREAM,
+        tactile_stream=TACTILE_STREAM if p["tactile_topic"] else None,
+        tactile_required=bool(p["tactile_required"]),
+        camera_max_age_s=p["camera_max_age_s"],
+        joint_max_age_s=p["joint_max_age_s"],
+        tactile_max_age_s=p["tactile_max_age_s"],
+        default_prompt=p["default_prompt"] or None,
+        use_quantile_norm=quantile_norm,
+    )
+
+
+def output_topics(p: dict) -> OutputTopics:
+    return OutputTopics(
+        action_chunk=p["action_chunk_topic"],
+        joint_trajectory=p["joint_trajectory_topic"],
+        ee_path=p["ee_path_topic"],
+        tactile_diagnostics=p["tactile_diagnostics_topic"],
+        logvar=p["logvar_topic"],
+        vq_codes=p["vq_codes_topic"],
+    )

@@ -1,0 +1,62 @@
+"""Explicit QoS profiles for every topic restac_ros touches (CONTRACT.md section 3)."""
+
+from __future__ import annotations
+
+from rclpy.qos import (
+    QoSDurabilityPolicy,
+    QoSHistoryPolicy,
+    QoSProfile,
+    QoSReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+
+# Cameras, tactile sensor, joint states: best effort, keep last 5 (ROS sensor default).
+SENSOR = qos_profile_sensor_data
+
+# The task prompt: published once, must reach late joiners.
+PROMPT = QoSProfile(
+    history=QoSHistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=QoSReliabilityPolicy.RELIABLE,
+    durability=QoSDurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+# Policy outputs (chunks, trajectories, tactile diagnostics): reliable, volatile.
+OUTPUT = QoSProfile(
+    history=QoSHistoryPolicy.KEEP_LAST,
+    depth=10,
+    reliability=QoSReliabilityPolicy.RELIABLE,
+    durability=QoSDurabilityPolicy.VOLATILE,
+)
+
+# Executor commands at the control rate: only the newest matters.
+COMMAND = QoSProfile(
+    history=QoSHistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=QoSReliabilityPolicy.RELIABLE,
+    durability=QoSDurabilityPolicy.VOLATILE,
+)
+
+# /diagnostics, as diagnostic_updater publishes it.
+DIAGNOSTICS = QoSProfile(
+    history=QoSHistoryPolicy.KEEP_LAST,
+    depth=10,
+    reliability=QoSReliabilityPolicy.RELIABLE,
+    durability=QoSDurabilityPolicy.VOLATILE,
+)
+
+# RViz displays (markers, overlay image).
+VISUALIZATION = QoSProfile(
+    history=QoSHistoryPolicy.KEEP_LAST,
+    depth=5,
+    reliability=QoSReliabilityPolicy.RELIABLE,
+    durability=QoSDurabilityPolicy.VOLATILE,
+)
+
+# /clock from the bag player.
+CLOCK = QoSProfile(
+    history=QoSHistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=QoSReliabilityPolicy.BEST_EFFORT,
+    durability=QoSDurabilityPolicy.VOLATILE,
+)
