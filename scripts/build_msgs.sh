@@ -7,6 +7,7 @@ venv=$(cd "${1:?usage: build_msgs.sh VENV_DIR}" && pwd)
 root=$(cd "$(dirname "$0")/.." && pwd)
 py="$venv/bin/python"
 build="$root/build/msgs"
+mkdir -p "$build"
 
 # The wheels' exported CMake files name the include dirs of the machine that
 # built them (/opt/python/...); point them at this interpreter's and numpy's.

@@ -47,6 +47,13 @@ class ActionSpace:
     def is_end_effector(self) -> bool:
         return self.preset == EE_POSE_RPY
 
+    @property
+    def angle_dims(self) -> tuple[int, ...]:
+        """Columns holding angles in radians (wrapped by the executor)."""
+        if not self.is_end_effector:
+            return ()
+        return tuple(i for i, n in enumerate(self.names) if n in ("roll", "pitch", "yaw"))
+
 
 def joint_position(
     joint_names: Sequence[str], dt_s: float = DEFAULT_DT_S, horizon: int = DEFAULT_HORIZON

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,23 +21,21 @@ import numpy as np
 from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.rosbag2 import ReaderError
 
-from restac_ros.core.buffers import NS_PER_S, StreamBuffers, UnstampedPolicy
-from restac_ros.core.images import RawCompressedImage, RawImage
-from restac_ros.core.observation import (
-    InvalidObservation,
-    JointSample,
-    ObservationBuilder,
-    RawSample,
+from restac_ros.core.buffers import NS_PER_S, StreamBuffers, StreamCounters, UnstampedPolicy
+from restac_ros.core.messages import (
+    IMAGE_TYPES,
+    JOINT_STATE,
+    STRING,
+    stamp_ns,
+    to_image_input,
+    to_joint_sample,
 )
+from restac_ros.core.observation import InvalidObservation, ObservationBuilder, RawSample
 from restac_ros.model.observation import Observation
 
-IMAGE = "sensor_msgs/msg/Image"
-COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
-JOINT_STATE = "sensor_msgs/msg/JointState"
-STRING = "std_msgs/msg/String"
-IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
 TEACHER_TOPIC = "/teacher/joint_command"
 PROMPT_TOPIC = "/restac/prompt"
+TARGET_SLACK_NS = 1_000_000  # 1 ms: stamps on the same 15 Hz grid differ by ns roundings
 
 
 class BagError(Exception):
@@ -64,7 +63,7 @@ class BagStep:
     """One tick. Exactly one of observation / invalid is set.
 
     targets: float32 [H, robot_dim], the teacher command due at stamp + k*dt
-    (first command at or after it, within one dt); target_mask False where
+    (first command at or after it, within one dt; see teacher_targets); target_mask False where
     none was recorded (targets there are zeros).
     """
 
@@ -110,26 +109,15 @@ def _custom_data(reader: AnyReader) -> dict[str, str]:
     return custom
 
 
-def stamp_ns(msg: Any) -> int:
-    return int(msg.header.stamp.sec) * NS_PER_S + int(msg.header.stamp.nanosec)
+class _Pending:
+    """A buffered message still in CDR form; deserialised once, only if a tick uses it."""
 
+    __slots__ = ("conn", "raw", "value")
 
-def to_image_input(msg: Any, msgtype: str) -> RawImage | RawCompressedImage:
-    """sensor_msgs Image / CompressedImage (rosbags or rclpy object) -> core payload."""
-    if msgtype == COMPRESSED_IMAGE:
-        return RawCompressedImage(np.asarray(msg.data, dtype=np.uint8), str(msg.format))
-    return RawImage(
-        np.asarray(msg.data, dtype=np.uint8),
-        str(msg.encoding),
-        int(msg.height),
-        int(msg.width),
-        int(msg.step),
-        bool(msg.is_bigendian),
-    )
-
-
-def to_joint_sample(msg: Any) -> JointSample:
-    return JointSample(tuple(msg.name), np.asarray(msg.position, dtype=np.float64), stamp_ns(msg))
+    def __init__(self, raw: bytes, conn: Any) -> None:
+        self.raw = raw
+        self.conn = conn
+        self.value: Any = None
 
 
 class BagDataset:
@@ -152,9 +140,34 @@ class BagDataset:
         self.teacher_topic = teacher_topic
         self.prompt_topic = prompt_topic
         self.unstamped_policy = UnstampedPolicy(unstamped_policy)
-        self.info = self._read_info()
-        self._check_topics()
-        self._teacher_stamps, self._teacher_actions = self._load_teacher()
+        # Opening parses metadata and every message definition (~0.1 s): the
+        # reader stays open for the replay; close() or `with` releases it.
+        self._reader: AnyReader | None = None
+        self._replay_buffers: StreamBuffers | None = None
+        reader = self._get_reader()
+        try:
+            self.info = self._read_info(reader)
+            self._check_topics()
+            self._teacher_stamps, self._teacher_actions = self._load_teacher(reader)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    def __enter__(self) -> BagDataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _get_reader(self) -> AnyReader:
+        if self._reader is None:
+            self._reader = self._open()
+        return self._reader
 
     # -- opening and checking ----------------------------------------------
     def _open(self) -> AnyReader:
@@ -167,16 +180,13 @@ class BagDataset:
             raise BagCorrupt(f"{self.path}: cannot open bag: {err}") from None
         return reader
 
-    def _read_info(self) -> BagInfo:
-        reader = self._open()
-        try:
-            topics = {c.topic: c.msgtype for c in reader.connections}
-            custom = _custom_data(reader)
-            if reader.message_count == 0:
-                raise BagError(f"{self.path}: bag has no messages")
-            return BagInfo(self.path, reader.start_time, reader.end_time - 1, topics, custom)
-        finally:
-            reader.close()
+    def _read_info(self, reader: AnyReader) -> BagInfo:
+        topics = {c.topic: c.msgtype for c in reader.connections}
+        if reader.message_count == 0:
+            raise BagError(f"{self.path}: bag has no messages")
+        return BagInfo(
+            self.path, reader.start_time, reader.end_time - 1, topics, _custom_data(reader)
+        )
 
     def _expected_types(self) -> dict[str, tuple[str, ...]]:
         spec = self.builder.spec
@@ -216,32 +226,65 @@ class BagDataset:
                 f"{self.path}: cannot deserialize a {conn.msgtype} on {conn.topic}: {err!r}"
             ) from None
 
-    def _messages(self, reader: AnyReader, topics: set[str]) -> Iterator[tuple[Any, int, Any]]:
+    def _messages(self, reader: AnyReader, topics: set[str]) -> Iterator[tuple[Any, int, bytes]]:
+        """(connection, log time ns, CDR bytes) in log-time order."""
         conns = [c for c in reader.connections if c.topic in topics]
         try:
-            for conn, log_ns, raw in reader.messages(connections=conns):
-                yield conn, log_ns, self._deserialize(reader, raw, conn)
+            yield from reader.messages(connections=conns)
         except _STORAGE_ERRORS as err:
             raise BagCorrupt(f"{self.path}: error reading messages: {err}") from None
 
-    def _load_teacher(self) -> tuple[np.ndarray, np.ndarray]:
+    def _header_stamp(self, raw: bytes, conn: Any) -> int:
+        """Header stamp read straight from the CDR bytes (messages starting with a Header).
+
+        Saves deserialising the many messages no tick uses (joints at 500 Hz).
+        Bytes 0-1: encapsulation (0x0001 little endian); then sec int32, nanosec uint32.
+        """
+        if len(raw) < 12 or raw[0] != 0 or raw[1] not in (0, 1):
+            raise BagCorrupt(f"{self.path}: {conn.topic}: not a CDR message with a header")
+        sec, nanosec = struct.unpack_from("<iI" if raw[1] == 1 else ">iI", raw, 4)
+        return sec * NS_PER_S + nanosec
+
+    def _resolve(self, reader: AnyReader, pending: _Pending) -> Any:
+        if pending.value is None:
+            msg = self._deserialize(reader, pending.raw, pending.conn)
+            msgtype = pending.conn.msgtype
+            pending.value = (
+                to_joint_sample(msg) if msgtype == JOINT_STATE else to_image_input(msg, msgtype)
+            )
+            pending.raw = b""
+        return pending.value
+
+    def _resolve_sample(self, reader: AnyReader, sample: RawSample) -> RawSample:
+        """Deserialise the buffered messages this tick actually uses."""
+        return dataclasses.replace(
+            sample,
+            images={k: self._resolve(reader, v) for k, v in sample.images.items()},
+            joints=self._resolve(reader, sample.joints),
+            prev_joints=None
+            if sample.prev_joints is None
+            else self._resolve(reader, sample.prev_joints),
+            tactile=None if sample.tactile is None else self._resolve(reader, sample.tactile),
+        )
+
+    def _load_teacher(self, reader: AnyReader) -> tuple[np.ndarray, np.ndarray]:
+        """All teacher commands (a 15 Hz topic: small), sorted by stamp, in action order."""
         space = self.builder.spec.action_space
         if self.teacher_topic is None:
             return np.zeros((0,), np.int64), np.zeros((0, space.dim), np.float32)
         stamps, rows = [], []
-        reader = self._open()
-        try:
-            for _, log_ns, msg in self._messages(reader, {self.teacher_topic}):
-                given = {n: i for i, n in enumerate(msg.name)}
-                if missing := [n for n in space.names if n not in given]:
-                    raise BagError(
-                        f"{self.path}: {self.teacher_topic} lacks action names {missing} "
-                        f"(has {list(msg.name)})"
-                    )
-                stamps.append(stamp_ns(msg) or log_ns)
-                rows.append([msg.position[given[n]] for n in space.names])
-        finally:
-            reader.close()
+        for conn, log_ns, raw in self._messages(reader, {self.teacher_topic}):
+            msg = self._deserialize(reader, raw, conn)
+            given = {n: i for i, n in enumerate(msg.name)}
+            if missing := [n for n in space.names if n not in given]:
+                raise BagError(
+                    f"{self.path}: {self.teacher_topic} lacks action names {missing} "
+                    f"(has {list(msg.name)})"
+                )
+            if len(msg.position) != len(msg.name):
+                raise BagCorrupt(f"{self.path}: {self.teacher_topic}: names/positions differ")
+            stamps.append(stamp_ns(msg) or log_ns)
+            rows.append([msg.position[given[n]] for n in space.names])
         order = np.argsort(np.asarray(stamps, dtype=np.int64), kind="stable")
         return (
             np.asarray(stamps, dtype=np.int64)[order],
@@ -250,16 +293,21 @@ class BagDataset:
 
     # -- replay -------------------------------------------------------------
     def teacher_targets(self, t0_ns: int) -> tuple[np.ndarray, np.ndarray]:
-        """Teacher commands due at t0 + k*dt, k < horizon: (float32 [H, D], bool [H])."""
+        """Teacher commands due at t0 + k*dt, k < horizon: (float32 [H, D], bool [H]).
+
+        Target k is the first command stamped in [due - slack, due + dt - slack):
+        the command issued at or after the moment action k is due. The slack
+        (TARGET_SLACK_NS) absorbs ns rounding when ticks and commands share a grid.
+        """
         space = self.builder.spec.action_space
-        dt_ns = round(space.dt_s * NS_PER_S)
+        dt_ns = space.dt_s * NS_PER_S
         targets = np.zeros((space.horizon, space.dim), dtype=np.float32)
         mask = np.zeros((space.horizon,), dtype=bool)
         stamps = self._teacher_stamps
         for k in range(space.horizon):
-            due = t0_ns + k * dt_ns
-            i = int(np.searchsorted(stamps, due, side="left"))
-            if i < len(stamps) and stamps[i] < due + dt_ns:
+            lo = t0_ns + round(k * dt_ns) - TARGET_SLACK_NS
+            i = int(np.searchsorted(stamps, lo, side="left"))
+            if i < len(stamps) and stamps[i] < lo + dt_ns:
                 targets[k] = self._teacher_actions[i]
                 mask[k] = True
         return targets, mask
@@ -273,10 +321,13 @@ class BagDataset:
     def __len__(self) -> int:
         return len(self.tick_times())
 
-    def _step(self, index: int, tick: int, buffers: StreamBuffers, prompt: str | None) -> BagStep:
+    def _step(
+        self, reader: AnyReader, index: int, tick: int, buffers: StreamBuffers, prompt: str | None
+    ) -> BagStep:
         targets, mask = self.teacher_targets(tick)
         try:
             sample = self.builder.sample_from_buffers(buffers, tick, prompt)
+            sample = self._resolve_sample(reader, sample)
             obs = self.builder.build(sample)
         except InvalidObservation as err:
             return BagStep(index, tick, None, None, err, targets, mask)
@@ -285,33 +336,31 @@ class BagDataset:
     def __iter__(self) -> Iterator[BagStep]:
         spec = self.builder.spec
         buffers = StreamBuffers(spec.stream_specs(), self.unstamped_policy)
-        image_topics = set(spec.camera_streams.values())
+        self._replay_buffers = buffers
+        topics = {*spec.camera_streams.values(), spec.joint_stream}
         if spec.tactile_stream is not None and spec.tactile_stream in self.info.topics:
-            image_topics.add(spec.tactile_stream)
-        topics = {*image_topics, spec.joint_stream}
+            topics.add(spec.tactile_stream)
         if self.prompt_topic is not None and self.prompt_topic in self.info.topics:
             topics.add(self.prompt_topic)
         prompt: str | None = self.info.custom.get("restac.prompt")
         ticks = self.tick_times()
         next_tick = 0
-        reader = self._open()
-        try:
-            for conn, log_ns, msg in self._messages(reader, topics):
-                while next_tick < len(ticks) and log_ns > ticks[next_tick]:
-                    yield self._step(next_tick, int(ticks[next_tick]), buffers, prompt)
-                    next_tick += 1
-                if conn.topic == self.prompt_topic:
-                    prompt = str(msg.data)
-                elif conn.topic in image_topics:
-                    buffers.push(
-                        conn.topic, stamp_ns(msg), to_image_input(msg, conn.msgtype), log_ns
-                    )
-                else:
-                    buffers.push(conn.topic, stamp_ns(msg), to_joint_sample(msg), log_ns)
-            for i in range(next_tick, len(ticks)):
-                yield self._step(i, int(ticks[i]), buffers, prompt)
-        finally:
-            reader.close()
+        reader = self._get_reader()
+        for conn, log_ns, raw in self._messages(reader, topics):
+            while next_tick < len(ticks) and log_ns > ticks[next_tick]:
+                yield self._step(reader, next_tick, int(ticks[next_tick]), buffers, prompt)
+                next_tick += 1
+            if conn.topic == self.prompt_topic:
+                prompt = str(self._deserialize(reader, raw, conn).data)
+            else:
+                stamp = self._header_stamp(raw, conn)
+                buffers.push(conn.topic, stamp, _Pending(raw, conn), log_ns)
+        for i in range(next_tick, len(ticks)):
+            yield self._step(reader, i, int(ticks[i]), buffers, prompt)
+
+    def counters(self) -> dict[str, StreamCounters]:
+        """Per-stream received/rejected counters of the latest replay (empty before one)."""
+        return {} if self._replay_buffers is None else self._replay_buffers.counters()
 
     def valid_steps(self) -> Iterator[BagStep]:
         """Only the ticks that produced an observation (e.g. for training)."""

@@ -14,6 +14,8 @@ Pure numpy, no clocks and no ROS: the caller passes every time in ns.
 - Limits: position clip and a per-tick rate limit (max_velocity * period).
 - Uncertainty guard: a chunk whose logvar exceeds the bound is played slower
   (speed scale) or not at all (hold), as configured.
+- Angles: dimensions listed in `angle_dims` (roll/pitch/yaw of EE spaces) are
+  interpolated, blended and rate-limited the short way round and kept in [-pi, pi).
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ class ExecutorConfig:
     logvar_bound: float | None = None
     guard_mode: GuardMode = GuardMode.SLOW
     guard_speed_scale: float = 0.25  # playback speed in SLOW mode, (0, 1]
+    angle_dims: tuple[int, ...] = ()  # dims in radians, wrapped (ActionSpace.angle_dims)
 
     def __post_init__(self) -> None:
         if not self.control_period_s > 0:
@@ -92,6 +95,7 @@ class ExecutorConfig:
         if not 0 < self.guard_speed_scale <= 1:
             raise ValueError(f"guard_speed_scale must be in (0, 1], got {self.guard_speed_scale}")
         object.__setattr__(self, "guard_mode", GuardMode(self.guard_mode))
+        object.__setattr__(self, "angle_dims", tuple(int(i) for i in self.angle_dims))
         for name in ("position_min", "position_max", "max_velocity"):
             value = getattr(self, name)
             if value is not None:
@@ -123,7 +127,30 @@ def chunk_index(now_ns: int, t0_ns: int, dt_s: float) -> float:
     return (now_ns - t0_ns) / (dt_s * NS_PER_S)
 
 
-def sample_chunk(actions: np.ndarray, index: float) -> np.ndarray | None:
+def wrap_angle(x: np.ndarray) -> np.ndarray:
+    """Radians -> [-pi, pi)."""
+    return (x + np.pi) % (2.0 * np.pi) - np.pi
+
+
+def difference(a: np.ndarray, b: np.ndarray, angle_dims: tuple[int, ...] = ()) -> np.ndarray:
+    """a - b, the short way round in the angle dimensions."""
+    d = np.asarray(a, dtype=np.float64) - b
+    if angle_dims:
+        idx = list(angle_dims)
+        d[..., idx] = wrap_angle(d[..., idx])
+    return d
+
+
+def _wrapped(x: np.ndarray, angle_dims: tuple[int, ...]) -> np.ndarray:
+    if angle_dims:
+        idx = list(angle_dims)
+        x[..., idx] = wrap_angle(x[..., idx])
+    return x
+
+
+def sample_chunk(
+    actions: np.ndarray, index: float, angle_dims: tuple[int, ...] = ()
+) -> np.ndarray | None:
     """Linearly interpolated action at a fractional index; None past the last action.
 
     Indices before 0 give action 0 (a chunk never starts before its first action).
@@ -135,7 +162,8 @@ def sample_chunk(actions: np.ndarray, index: float) -> np.ndarray | None:
     lo = int(np.floor(index))
     hi = min(lo + 1, last)
     frac = index - lo
-    return actions[lo] * (1.0 - frac) + actions[hi] * frac
+    step = difference(actions[hi], actions[lo], angle_dims)
+    return _wrapped(actions[lo] + frac * step, angle_dims)
 
 
 def smoothstep(x: float) -> float:
@@ -150,16 +178,23 @@ def apply_limits(
     config: ExecutorConfig,
     speed_scale: float = 1.0,
 ) -> tuple[np.ndarray, bool]:
-    """Clip to position limits, then move at most max_velocity*period from previous."""
-    out = target.copy()
+    """Clip to position limits, then move at most max_velocity*period from previous.
+
+    Returns (command, whether a limit changed the target).
+    """
+    angles = config.angle_dims
+    out = _wrapped(np.array(target, dtype=np.float64), angles)
     if config.position_min is not None:
         out = np.maximum(out, config.position_min)
     if config.position_max is not None:
         out = np.minimum(out, config.position_max)
     if config.max_velocity is not None and previous is not None:
         max_step = config.max_velocity * config.control_period_s * speed_scale
-        out = previous + np.clip(out - previous, -max_step, max_step)
-    return out, bool(np.any(out != target))
+        out = _wrapped(
+            previous + np.clip(difference(out, previous, angles), -max_step, max_step), angles
+        )
+    changed = np.abs(difference(out, target, angles)) > 1e-12
+    return out, bool(np.any(changed))
 
 
 class ChunkExecutor:
@@ -172,6 +207,8 @@ class ChunkExecutor:
             value = getattr(config, name)
             if value is not None and value.shape != (dim,):
                 raise ValueError(f"{name} has shape {value.shape}, expected ({dim},)")
+        if any(not 0 <= i < dim for i in config.angle_dims):
+            raise ValueError(f"angle_dims {config.angle_dims} out of range for dim {dim}")
         self.config = config
         self.dim = dim
         self._chunk: Chunk | None = None
@@ -196,6 +233,15 @@ class ChunkExecutor:
             raise ValueError(f"seed must be finite with shape ({self.dim},), got {positions}")
         self._last_command = positions.copy()
 
+    def reset(self) -> None:
+        """Forget the chunk and the clock (e.g. after sim time jumped back on a bag loop).
+
+        The last command is kept, so the next chunk crossfades from it.
+        """
+        self._chunk = None
+        self._last_now_ns = None
+        self._fade_offset = None
+
     def add_chunk(self, chunk: Chunk, now_ns: int) -> bool:
         """Switch to `chunk` at now_ns, crossfading from the last command.
 
@@ -209,9 +255,10 @@ class ChunkExecutor:
         self._chunk = chunk
         self._playhead_ns = now_ns - chunk.t0_ns  # < 0 (clock skew) plays action 0
         self._last_now_ns = now_ns
-        start = sample_chunk(chunk.actions, chunk_index(now_ns, chunk.t0_ns, chunk.dt_s))
+        angles = self.config.angle_dims
+        start = sample_chunk(chunk.actions, chunk_index(now_ns, chunk.t0_ns, chunk.dt_s), angles)
         if self._last_command is not None and start is not None and self.config.crossfade_s > 0:
-            self._fade_offset = self._last_command - start
+            self._fade_offset = difference(self._last_command, start, angles)
             self._fade_start_ns = now_ns
         else:
             self._fade_offset = None
@@ -247,7 +294,7 @@ class ChunkExecutor:
         if hold_guard:
             return self._hold(now_ns, ExecStatus.HOLD_UNCERTAIN)
         index = self._playhead_ns / (chunk.dt_s * NS_PER_S)
-        target = sample_chunk(chunk.actions, index)
+        target = sample_chunk(chunk.actions, index, self.config.angle_dims)
         if target is None:
             return self._hold(now_ns, ExecStatus.HOLD_CHUNK_END)
         status = ExecStatus.SLOW_UNCERTAIN if guarded else ExecStatus.TRACKING
@@ -256,9 +303,10 @@ class ChunkExecutor:
             if progress >= 1.0:
                 self._fade_offset = None
             else:
-                target = target + self._fade_offset * (1.0 - smoothstep(progress))
+                blend = target + self._fade_offset * (1.0 - smoothstep(progress))
+                target = _wrapped(blend, self.config.angle_dims)
                 if not guarded:
                     status = ExecStatus.CROSSFADE
-        out, limited = apply_limits(target, self._last_command, self.config, speed or 1.0)
+        out, limited = apply_limits(target, self._last_command, self.config, speed)
         self._last_command = out
         return Command(now_ns, out.copy(), status, chunk.chunk_id, index, limited)

@@ -165,7 +165,12 @@ def to_model_range(img: np.ndarray) -> np.ndarray:
     """uint8 [0, 255] -> float32 [-1, 1] (x / 255 * 2 - 1), same shape."""
     if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
         raise ImageDecodeError(f"to_model_range: expected uint8 array, got {_describe(img)}")
-    return img.astype(np.float32) / np.float32(255.0) * np.float32(2.0) - np.float32(1.0)
+    # In place, same float32 operations as openpi's `x / 255.0 * 2.0 - 1.0` (bit-identical).
+    out = img.astype(np.float32)
+    out /= np.float32(255.0)
+    out *= np.float32(2.0)
+    out -= np.float32(1.0)
+    return out
 
 
 @dataclasses.dataclass(frozen=True)

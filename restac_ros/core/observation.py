@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from restac_ros.core.action_space import ActionSpace
-from restac_ros.core.buffers import StreamBuffers, StreamSpec
+from restac_ros.core.buffers import StreamBuffers, StreamSpec, UnstampedPolicy
 from restac_ros.core.images import (
     ImageDecodeError,
     ImageInput,
@@ -27,6 +27,16 @@ from restac_ros.core.images import (
 from restac_ros.model import norm_stats as norm
 from restac_ros.model.observation import IMAGE_KEYS, IMAGE_SIZE, TACTILE_SIZE, Observation
 from restac_ros.model.tokenizer import PromptTokenizer
+
+# Default stream names are the default topics (CONTRACT section 3), so a spec
+# built from config/policy.yaml replays a bag with the same names.
+DEFAULT_CAMERA_STREAMS: Mapping[str, str] = types.MappingProxyType(
+    {
+        "base_0_rgb": "/camera/base/image_raw",
+        "left_wrist_0_rgb": "/camera/left_wrist/image_raw",
+        "right_wrist_0_rgb": "/camera/right_wrist/image_raw",
+    }
+)
 
 
 class ReasonCode(enum.StrEnum):
@@ -67,9 +77,13 @@ class JointSample:
 
 @dataclasses.dataclass(frozen=True)
 class RawSample:
-    """Synchronized inputs of one tick. A camera slot absent from `images` is masked out.
+    """Synchronized inputs of one tick.
 
-    prev_joints is the joint state received just before `joints` (action_prev).
+    stamp_ns: the tick time; a chunk predicted from this sample is stamped with
+      it (its action k is due at stamp_ns + k*dt) and teacher targets align to it.
+    images: {slot: image} for every slot of ObservationSpec.camera_streams.
+    prev_joints: the joint state received just before `joints` (for action_prev).
+    tactile: None = no tactile input (allowed only when tactile is optional).
     """
 
     stamp_ns: int
@@ -84,7 +98,10 @@ class RawSample:
 class ObservationSpec:
     """What the policy consumes and from which streams (stream names are free-form keys).
 
-    camera_streams: {model slot: stream}; slots not listed are fed black + mask False.
+    camera_streams: {model slot: stream} (e.g. DEFAULT_CAMERA_STREAMS); slots not
+      listed are fed black (-1) with mask False.
+    Stream names are free-form keys of StreamBuffers; use the topic names (the
+      defaults) so BagDataset finds them in bags.
     joint_names: state order; incoming joints are mapped by name.
     action_dim: the model's (padded) action/state width; the robot's comes from action_space.
     use_quantile_norm: False = z-score (pi0), True = quantile (pi0.5).
@@ -96,8 +113,8 @@ class ObservationSpec:
     joint_names: tuple[str, ...]
     action_space: ActionSpace
     action_dim: int
-    joint_stream: str = "joint_states"
-    tactile_stream: str | None = "tactile"
+    joint_stream: str = "/joint_states"
+    tactile_stream: str | None = "/tactile/image_raw"
     tactile_required: bool = False
     camera_max_age_s: float = 0.2
     joint_max_age_s: float = 0.1
@@ -128,6 +145,7 @@ class ObservationSpec:
             streams.append(self.tactile_stream)
         if len(set(streams)) != len(streams):
             raise ValueError(f"streams must be distinct: {streams}")
+        self.stream_specs()  # validates the max ages
 
     @property
     def state_dim(self) -> int:
@@ -157,22 +175,26 @@ class ObservationBuilder:
         stats: Mapping[str, norm.NormStats],
         tokenizer: PromptTokenizer,
     ) -> None:
-        for key in ("state", "actions"):
+        # Stats narrower than the data would leave trailing dims unnormalised: refuse.
+        # action_prev (state width) and robot actions both use the action stats.
+        needs = {"state": spec.state_dim, "actions": max(spec.state_dim, spec.robot_dim)}
+        for key, width in needs.items():
             if key not in stats:
                 raise ValueError(f"norm stats lack {key!r} (have {sorted(stats)})")
-        for key, width in (("state", spec.state_dim), ("actions", spec.state_dim)):
             have = np.asarray(stats[key].mean).shape[-1]
             if have < width:
                 raise ValueError(f"norm stats {key!r} have {have} dims, need >= {width}")
-        if np.asarray(stats["actions"].mean).shape[-1] < spec.robot_dim:
-            raise ValueError(f"action norm stats narrower than robot dim {spec.robot_dim}")
+            if spec.use_quantile_norm and (stats[key].q01 is None or stats[key].q99 is None):
+                raise ValueError(f"quantile normalisation needs q01/q99 in norm stats {key!r}")
         self.spec = spec
         self.stats = stats
         self.tokenizer = tokenizer
-        self._index = {name: i for i, name in enumerate(spec.joint_names)}
 
     # -- stream side -------------------------------------------------------
-    def make_buffers(self, unstamped_policy: str = "stamp_on_receipt") -> StreamBuffers:
+    def make_buffers(
+        self, unstamped_policy: UnstampedPolicy | str = UnstampedPolicy.STAMP_ON_RECEIPT
+    ) -> StreamBuffers:
+        """Buffers for every stream of the spec (what a node's callbacks push into)."""
         return StreamBuffers(self.spec.stream_specs(), unstamped_policy)
 
     def sample_from_buffers(

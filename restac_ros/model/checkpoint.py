@@ -26,7 +26,7 @@ class CheckpointMismatchError(ValueError):
 
 def model_params(model: nnx.Module) -> dict:
     """The model's trainable params as a nested pure dict of arrays."""
-    return nnx.state(model, nnx.Param).to_pure_dict()
+    return nnx.to_pure_dict(nnx.state(model, nnx.Param))
 
 
 def save_params(path: str | pathlib.Path, params: dict) -> None:

@@ -134,7 +134,7 @@ class Gemma(nnx.Module):
         Returns (per-expert outputs after final norm (None where absent), (k, v)).
         """
         adarms_cond = adarms_cond or [None] * len(xs)
-        params = nnx.state(self.layers).to_pure_dict()
+        params = nnx.to_pure_dict(nnx.state(self.layers))
         xs = [None if x is None else x.astype(self.dtype) for x in xs]
 
         def layer(carry, scanned):
@@ -147,7 +147,7 @@ class Gemma(nnx.Module):
             if x is None:
                 outs.append(None)
                 continue
-            p = nnx.state(getattr(self, f"final_norm{_sfx(i)}")).to_pure_dict()
+            p = nnx.to_pure_dict(nnx.state(getattr(self, f"final_norm{_sfx(i)}")))
             outs.append(rms_norm(x, p, adarms_cond[i])[0])
         return outs, new_cache
 

@@ -52,7 +52,8 @@ def posemb_sincos(pos, dim: int, min_period: float = 4e-3, max_period: float = 4
 
 
 class Pi0ResTac(nnx.Module):
-    def __init__(self, config: Pi0ResTacConfig, rngs: nnx.Rngs):
+    def __init__(self, config: Pi0ResTacConfig, rngs: nnx.Rngs, *, vqvae=None):
+        """vqvae: optional pre-loaded (params, hparams) of the frozen Residual VQ-VAE."""
         self.config = config
         pg = _gemma.get_config(config.paligemma_variant)
         ae = _gemma.get_config(config.action_expert_variant)
@@ -75,7 +76,7 @@ class Pi0ResTac(nnx.Module):
         if config.use_tactile:
             e = config.tactile_encoder_dim
             self.tactile_encoder = TactileEncoder(
-                e, vqvae_checkpoint=config.residual_vqvae_checkpoint, rngs=rngs)
+                e, vqvae_checkpoint=config.residual_vqvae_checkpoint, rngs=rngs, vqvae=vqvae)
             self.gate = Gate(config.gate, e, rngs=rngs)
             kw = dict(feature_dim=e, llm_width=pg.width, expert_width=w,
                       fusion_dim=config.fusion_dim, heads=config.num_fusion_heads, rngs=rngs)

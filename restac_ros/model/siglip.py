@@ -95,7 +95,7 @@ class Siglip(nnx.Module):
         kern = self.embedding["kernel"][...].reshape(p * p * c, cfg.width).astype(dt)
         x = x @ kern + self.embedding["bias"][...].astype(dt)
         x = x + self.pos_embedding[...].astype(dt)
-        params = nnx.state(self.Transformer["encoderblock"]).to_pure_dict()
+        params = nnx.to_pure_dict(nnx.state(self.Transformer["encoderblock"]))
 
         def block(x, bp):
             a = bp["MultiHeadDotProductAttention_0"]
@@ -115,5 +115,5 @@ class Siglip(nnx.Module):
             return x + y, None
 
         x, _ = jax.lax.scan(block, x, params)
-        x = layer_norm(x, nnx.state(self.Transformer["encoder_norm"]).to_pure_dict())
+        x = layer_norm(x, nnx.to_pure_dict(nnx.state(self.Transformer["encoder_norm"])))
         return x @ self.head["kernel"][...].astype(dt) + self.head["bias"][...].astype(dt)

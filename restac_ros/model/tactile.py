@@ -40,9 +40,11 @@ class TactileEncoding(typing.NamedTuple):
 
 
 class TactileEncoder(nnx.Module):
-    def __init__(self, out_dim: int, *, vqvae_checkpoint: str | None, rngs: nnx.Rngs):
-        self.mode = "placeholder" if vqvae_checkpoint is None else "vqvae"
-        if vqvae_checkpoint is None:
+    def __init__(self, out_dim: int, *, vqvae_checkpoint: str | None, rngs: nnx.Rngs,
+                 vqvae=None):
+        """vqvae: already loaded (params, hparams), else read from `vqvae_checkpoint`."""
+        self.mode = "placeholder" if vqvae_checkpoint is None and vqvae is None else "vqvae"
+        if self.mode == "placeholder":
             # 128x160 -> 32x40 -> 8x10 -> 4x5, then global mean pool.
             self.conv_0 = nnx.Conv(3, 16, (4, 4), strides=(4, 4), padding="VALID", rngs=rngs)
             self.conv_1 = nnx.Conv(16, 32, (4, 4), strides=(4, 4), padding="VALID", rngs=rngs)
@@ -50,9 +52,11 @@ class TactileEncoder(nnx.Module):
             self.feature_proj = nnx.Linear(64, out_dim, rngs=rngs)
             self.logvar_head = nnx.Linear(64, 1, rngs=rngs)
         else:
-            from restac_ros.tactile.jax_port import load_jax_vqvae
+            if vqvae is None:
+                from restac_ros.tactile.jax_port import load_jax_vqvae
 
-            params, hparams = load_jax_vqvae(vqvae_checkpoint)
+                vqvae = load_jax_vqvae(vqvae_checkpoint)
+            params, hparams = vqvae
             self.vqvae = FrozenVQVAE(jax.tree.map(jnp.asarray, params))
             self.vqvae_hparams = _Opaque(hparams)
             q_dim = _q_event_dim(params, hparams)

@@ -8,6 +8,7 @@ warm-up and a batch-1 `infer` returning plain numpy values.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from pathlib import Path
 
@@ -44,6 +45,8 @@ class LoadedPolicy:
         self.tokenizer = policy.tokenizer
         self.tactile_mode = "vqvae" if cfg.residual_vqvae_checkpoint else "placeholder"
         self.meta = policy.meta
+        self._warm_lock = threading.Lock()
+        self._warmup_ms: float | None = None
 
     def describe(self) -> str:
         c = self.policy.config
@@ -54,11 +57,14 @@ class LoadedPolicy:
         )
 
     def warmup(self) -> float:
-        """Compile for the batch-1 shapes; returns milliseconds."""
-        t0 = time.perf_counter()
-        with jax.default_device(self.device):
-            self.policy.warmup(self.policy.config.fake_obs(1, tactile=True))
-        return (time.perf_counter() - t0) * 1e3
+        """Compile for the batch-1 shapes (once per process); returns milliseconds."""
+        with self._warm_lock:
+            if self._warmup_ms is None:
+                t0 = time.perf_counter()
+                with jax.default_device(self.device):
+                    self.policy.warmup(self.policy.config.fake_obs(1, tactile=True))
+                self._warmup_ms = (time.perf_counter() - t0) * 1e3
+            return self._warmup_ms
 
     def infer(self, obs: Observation, seed: int) -> Inference:
         with jax.default_device(self.device):
@@ -74,11 +80,38 @@ class LoadedPolicy:
         )
 
 
+# Loaded + compiled policies of this process, so a lifecycle cleanup -> configure
+# cycle (or several nodes in one process) does not reload an unchanged checkpoint.
+_LOADED: dict[tuple, LoadedPolicy] = {}
+_LOADED_LOCK = threading.Lock()
+
+
 def load_policy(p: dict) -> LoadedPolicy:
-    """checkpoint_dir / tokenizer_path / vqvae_checkpoint / device / num_steps -> LoadedPolicy."""
+    """checkpoint_dir / tokenizer_path / vqvae_checkpoint / device / num_steps -> LoadedPolicy.
+
+    Cached per process by (checkpoint path, its restac_config.json mtime, device,
+    num_steps, tokenizer_path).
+    """
     if not p["checkpoint_dir"]:
         raise ValueError("parameter checkpoint_dir is empty: point it at a policy checkpoint")
-    ckpt = Path(p["checkpoint_dir"]).expanduser()
+    ckpt = Path(p["checkpoint_dir"]).expanduser().resolve()
+    config_file = ckpt / "restac_config.json"
+    mtime = config_file.stat().st_mtime_ns if config_file.is_file() else 0
+    key = (
+        str(ckpt),
+        mtime,
+        p["device"],
+        int(p["num_steps"]),
+        p["tokenizer_path"],
+        p["vqvae_checkpoint"],
+    )
+    with _LOADED_LOCK:
+        if key not in _LOADED:
+            _LOADED[key] = _load(p, ckpt)
+        return _LOADED[key]
+
+
+def _load(p: dict, ckpt: Path) -> LoadedPolicy:
     if p["vqvae_checkpoint"]:
         raise ValueError(
             "vqvae_checkpoint override is not supported by RestacPolicy.from_checkpoint yet; "

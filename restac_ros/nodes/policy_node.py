@@ -53,8 +53,14 @@ class PolicyNode(LifecycleNode):
         self.create_timer(self.p["diagnostics_period_s"], self._publish_diagnostics)
 
     # -- lifecycle -----------------------------------------------------------
+    @property
+    def lifecycle_state(self) -> str:
+        """unconfigured | inactive | active | finalized (as the transitions left it)."""
+        return self.status.lifecycle
+
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
+            self.p = {name: self.get_parameter(name).value for name in self.p}
             policy_params.validate(self.p)
             t0 = time.monotonic()
             self.policy = load_policy(self.p)

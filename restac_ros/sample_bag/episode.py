@@ -39,7 +39,7 @@ PAD_W = 0.024  # sensing area width (image columns, 320 px)
 PEN_MAX = 0.0009  # m, largest gel indentation
 PEN_S0 = 0.002  # m of squeeze for 63 % of PEN_MAX
 FORCE_FULL = 0.006  # m of squeeze for full grip force
-ELASTIC = 0.6  # contact patch shrink factor of the gel
+ELASTIC = 0.5  # contact patch shrink factor of the gel
 SHEAR_TAU = 0.04  # s
 INERTIA_SHEAR = 0.15  # mm of shear per m/s^2 of tip acceleration
 
@@ -47,6 +47,7 @@ HOVER_Z = 0.20
 HOME = (0.42, 0.0, 0.30)
 SQUEEZE = 0.005  # m per side beyond the contact width
 CLOSE_SPEED = 0.03  # m/s, guarded closing until touch
+GRASP_RAISE = 0.001  # m the equator sits above the pad centre at grasp
 PAD_CENTER = PAD_Z0 + PAD_H / 2
 
 COLORS: tuple[tuple[str, tuple[int, int, int]], ...] = (
@@ -108,8 +109,8 @@ class EpisodeParams:
             mark_b=b,
             grasp_offset=rng.uniform(-0.003, 0.003),
             yaw_offset=rng.uniform(-0.35, 0.35),
-            slip=rng.uniform(0.0005, 0.0025),
-            shear=rng.uniform(0.8, 1.4),
+            slip=rng.uniform(0.0003, 0.0012),
+            shear=rng.uniform(0.6, 1.1),
             start_delay=rng.uniform(0.3, 1.0),
         )
 
@@ -136,9 +137,24 @@ class Episode:
         return [(int(s), int(e)) for s, e in zip(edges[::2], edges[1::2], strict=True)]
 
 
-def tick_step(k: int) -> int:
-    """Simulation step at which teacher tick k (stamp k/15 s) happens."""
-    return (k * 1000) // TICK_HZ
+def stamp_ns(k: int, rate_hz: int) -> int:
+    """Time of the k-th message of a `rate_hz` stream, ns from the episode start."""
+    return (2 * k * 10**9 + rate_hz) // (2 * rate_hz)  # k / rate rounded to the nanosecond
+
+
+def count(rate_hz: int, duration_ns: int) -> int:
+    """Messages of a `rate_hz` stream with stamp < duration_ns."""
+    n = -(-duration_ns * rate_hz // 10**9)
+    while n > 0 and stamp_ns(n - 1, rate_hz) >= duration_ns:
+        n -= 1
+    while stamp_ns(n, rate_hz) < duration_ns:
+        n += 1
+    return n
+
+
+def step_of(t_ns: int) -> int:
+    """Simulation step holding the world state at time t_ns (from the episode start)."""
+    return t_ns // 1_000_000
 
 
 def _radius_at(p: EpisodeParams, zc: float, z: float) -> float:
@@ -177,7 +193,9 @@ class _Teacher:
 
     def tick(self, t: float, tip: tuple[float, float, float], obs: dict) -> list[float]:
         p, el = self.p, t - self.t_phase
-        zg = obs["obj_z"] - PAD_CENTER  # fingertip height that centres the pad on the equator
+        # Fingertip height that puts the egg's equator just above the pad centre (the
+        # egg slips and shears downwards on the pad once lifted).
+        zg = obs["obj_z"] - PAD_CENTER - GRASP_RAISE
         ax, ay = self.src
         tip_err = math.dist(tip, self.target)
         if self.phase == "home":
@@ -186,7 +204,8 @@ class _Teacher:
         elif self.phase == "approach":
             radial = math.atan2(ay, ax)
             self.yaw = radial + math.pi / 2 + p.yaw_offset
-            self.offset = (-math.sin(self.yaw) * p.grasp_offset, math.cos(self.yaw) * p.grasp_offset)
+            off = p.grasp_offset
+            self.offset = (-math.sin(self.yaw) * off, math.cos(self.yaw) * off)
             self.grip = OPEN_W
             wp = (ax + self.offset[0], ay + self.offset[1], HOVER_Z)
             if self._move(wp, 0.3) < 1e-9 and tip_err < 0.004:
@@ -212,7 +231,7 @@ class _Teacher:
             x, y, _ = self.target
             bx, by = self.dst[0] + self.offset[0], self.dst[1] + self.offset[1]
             if self.phase == "lift":
-                if self._move((x, y, HOVER_Z), 0.15) < 1e-9 and tip_err < 0.005:
+                if self._move((x, y, HOVER_Z), 0.2) < 1e-9 and tip_err < 0.005:
                     self._goto("transport", t)
             elif self._move((bx, by, HOVER_Z), 0.3) < 1e-9 and tip_err < 0.004:
                 self._goto("place", t)
@@ -221,9 +240,9 @@ class _Teacher:
             if obs["shear_v"] < 0.4 * max(self.shear_ref, 0.1) or not obs["contact"]:
                 self._goto("release", t)
             else:
-                z_touch = p.half_height - PAD_CENTER  # tip height where the egg meets the table
-                if z > z_touch + 0.03 + 1e-9:
-                    self._move((x, y, z_touch + 0.03), 0.15)
+                z_touch = p.half_height - PAD_CENTER - GRASP_RAISE  # egg meets the table
+                if z > z_touch + 0.02 + 1e-9:
+                    self._move((x, y, z_touch + 0.02), 0.15)
                 else:
                     self._move((x, y, z_touch - 0.02), 0.03)
         elif self.phase == "release":
@@ -232,17 +251,17 @@ class _Teacher:
                 self._goto("retreat", t)
         elif self.phase == "retreat":
             x, y, _ = self.target
-            if self._move((x, y, HOVER_Z), 0.15) < 1e-9 and tip_err < 0.005:
+            if self._move((x, y, HOVER_Z), 0.2) < 1e-9 and tip_err < 0.005:
                 self.src, self.dst = self.dst, self.src
                 self._goto("approach", t)
         q = kin.inverse(*self.target, self.yaw)
         return [*q, self.grip]
 
 
-def simulate(params: EpisodeParams, seconds: float) -> Episode:
-    """Run the closed loop (teacher + arm + gripper + object + gel) for `seconds`."""
+def simulate(params: EpisodeParams, duration_ns: int) -> Episode:
+    """Run the closed loop (teacher + arm + gripper + object + gel) for duration_ns."""
     p = params
-    n = int(round(seconds * 1000))
+    n = max(1, -(-duration_ns // 1_000_000))
     teacher = _Teacher(p)
     q = kin.inverse(*HOME, math.pi / 2)
     w_motor = OPEN_W
@@ -256,7 +275,7 @@ def simulate(params: EpisodeParams, seconds: float) -> Episode:
     cmd = [*q, OPEN_W]
     rows_q, rows_qd, rows_c, rows_b, rows_o = [], [], [], [], []
     tick_cmd, tick_phase, events = [], [], []
-    k_next = 0
+    k_next, tick_next = 0, 0
     qd = [0.0] * 7
     contact, width = False, w_motor
     blob = (0.0,) * 7
@@ -264,7 +283,7 @@ def simulate(params: EpisodeParams, seconds: float) -> Episode:
         pose = kin.forward(q)
         tip = pose.tip
         # ---- teacher tick (observes the state at this step) ----
-        if i == tick_step(k_next):
+        if i == tick_next:
             obs = {
                 "contact": contact,
                 "width": width,
@@ -277,6 +296,7 @@ def simulate(params: EpisodeParams, seconds: float) -> Episode:
             tick_cmd.append(cmd)
             tick_phase.append(teacher.phase)
             k_next += 1
+            tick_next = step_of(stamp_ns(k_next, TICK_HZ))
         # ---- object, contact and gel at this step ----
         vel = tuple((a - b) / SIM_DT for a, b in zip(tip, tip_prev, strict=True))
         for j in range(3):

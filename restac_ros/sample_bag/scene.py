@@ -122,10 +122,16 @@ def _shade(color, k: float) -> tuple[int, int, int]:
 def make_table_texture(p: EpisodeParams) -> np.ndarray:
     """Wood-like table with a faint 10 cm grid and the two marks (RGB)."""
     rng = np.random.default_rng(20240611)  # the same table for every episode
-    grain = cv2.resize(rng.normal(size=(160, 36)).astype(np.float32), (TABLE_RES, TABLE_RES),
-                       interpolation=cv2.INTER_CUBIC)
-    blotch = cv2.resize(rng.normal(size=(12, 12)).astype(np.float32), (TABLE_RES, TABLE_RES),
-                        interpolation=cv2.INTER_CUBIC)
+    grain = cv2.resize(
+        rng.normal(size=(160, 36)).astype(np.float32),
+        (TABLE_RES, TABLE_RES),
+        interpolation=cv2.INTER_CUBIC,
+    )
+    blotch = cv2.resize(
+        rng.normal(size=(12, 12)).astype(np.float32),
+        (TABLE_RES, TABLE_RES),
+        interpolation=cv2.INTER_CUBIC,
+    )
     base = np.array([196.0, 164.0, 122.0], dtype=np.float32)
     tex = base[None, None, :] * (1.0 + 0.05 * grain[..., None] + 0.04 * blotch[..., None])
     tex = np.clip(tex, 0, 255).astype(np.uint8)
@@ -142,8 +148,9 @@ def make_table_texture(p: EpisodeParams) -> np.ndarray:
     for mx, my in (p.mark_a, p.mark_b):
         cv2.circle(tex, uv(mx, my), int(0.045 * px * _ONE), (60, 70, 90), 5, cv2.LINE_AA, SHIFT)
         for dx, dy in ((0.012, 0.0), (0.0, 0.012)):
-            cv2.line(tex, uv(mx - dx, my - dy), uv(mx + dx, my + dy), (60, 70, 90), 3,
-                     cv2.LINE_AA, SHIFT)
+            cv2.line(
+                tex, uv(mx - dx, my - dy), uv(mx + dx, my + dy), (60, 70, 90), 3, cv2.LINE_AA, SHIFT
+            )
     return tex
 
 
@@ -158,8 +165,13 @@ def _box_faces() -> list[tuple[int, float, list[int]]]:
             loop = []
             for sj, sk in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
                 want = {i: sgn, j: sj, k: sk}
-                loop.append(next(n for n, row in enumerate(_BOX_SIGNS)
-                                 if all(row[a] == want[a] for a in range(3))))
+                loop.append(
+                    next(
+                        n
+                        for n, row in enumerate(_BOX_SIGNS)
+                        if all(row[a] == want[a] for a in range(3))
+                    )
+                )
             faces.append((i, sgn, loop))
     return faces
 
@@ -218,8 +230,9 @@ class _Painter:
                 p1 = tuple(int(round(c * _ONE)) for c in uv[1])
                 cv2.line(img, p0, p1, color, th, cv2.LINE_AA, SHIFT)
                 for pt in (p0, p1):
-                    cv2.circle(img, pt, int(th * 0.62 * _ONE), _shade(color, 0.55), -1,
-                               cv2.LINE_AA, SHIFT)
+                    cv2.circle(
+                        img, pt, int(th * 0.62 * _ONE), _shade(color, 0.55), -1, cv2.LINE_AA, SHIFT
+                    )
             else:
                 ell, color = data
                 ax = max(ell[1])
@@ -238,18 +251,24 @@ class SceneRenderer:
         self.ep = episode
         self.p = episode.params
         self.tex = make_table_texture(self.p)
-        self.base_cam = Camera((1.15, -0.55, 0.62), (0.38, 0.0, 0.12), 60.0)
+        self.base_cam = Camera((1.05, -0.65, 0.75), (0.32, 0.0, 0.22), 62.0)
         self.base_bg = self._background(self.base_cam)
 
     def _background(self, cam: Camera) -> np.ndarray:
         img = np.empty((SIZE, SIZE, 3), np.uint8)
         ramp = np.linspace(1.15, 0.85, SIZE, dtype=np.float32)[:, None, None]
         img[:] = np.clip(np.asarray(WALL, np.float32) * ramp, 0, 255).astype(np.uint8)
-        warped = cv2.warpPerspective(self.tex, cam.table_homography(), (SIZE, SIZE),
-                                     flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                                     borderValue=FLOOR)
-        corners = np.array([[TABLE_X[i], TABLE_Y[j], 0.0] for i, j in ((0, 0), (1, 0), (1, 1),
-                                                                        (0, 1))])
+        warped = cv2.warpPerspective(
+            self.tex,
+            cam.table_homography(),
+            (SIZE, SIZE),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=FLOOR,
+        )
+        corners = np.array(
+            [[TABLE_X[i], TABLE_Y[j], 0.0] for i, j in ((0, 0), (1, 0), (1, 1), (0, 1))]
+        )
         mask = np.zeros((SIZE, SIZE), np.uint8)
         _fill(mask, cam.pix(cam.to_cam(corners)), 255)
         np.copyto(img, warped, where=mask[..., None] > 127)
@@ -262,8 +281,8 @@ class SceneRenderer:
     def _wrist_cam(self, pose: kin.ArmPose, side: float) -> Camera:
         tip = np.asarray(pose.tip)
         g, t = np.asarray(pose.closing_axis), np.asarray(pose.across_axis)
-        pos = tip + np.array([0.0, 0.0, 0.12]) + 0.055 * t + side * 0.03 * g
-        return Camera(pos, tip + np.array([0.0, 0.0, -0.02]) + side * 0.008 * g, 78.0)
+        pos = tip + np.array([0.0, 0.0, 0.15]) + 0.075 * t + side * 0.035 * g
+        return Camera(pos, tip + np.array([0.0, 0.0, -0.03]) - 0.01 * t, 75.0)
 
     def _paint(self, p: _Painter, pose: kin.ArmPose, width: float, obj, arm: bool) -> None:
         tip = np.asarray(pose.tip)
@@ -272,13 +291,21 @@ class SceneRenderer:
         axes = (g, t, z)
         for sgn in (-1.0, 1.0):
             c = tip + z * kin.FINGER_LEN / 2 + sgn * g * (width / 2 + kin.FINGER_HALF_THICK)
-            p.box(c, axes, (kin.FINGER_HALF_THICK, kin.FINGER_HALF_WIDTH, kin.FINGER_LEN / 2),
-                  (70, 72, 78))
-        hand_c = tip + z * (kin.FINGER_LEN + kin.HAND_HEIGHT / 2)
-        p.box(hand_c, axes, (kin.HAND_HALF_G, kin.HAND_HALF_T, kin.HAND_HEIGHT / 2),
-              (210, 210, 215))
+            p.box(
+                c,
+                axes,
+                (kin.FINGER_HALF_THICK, kin.FINGER_HALF_WIDTH, kin.FINGER_LEN / 2),
+                (70, 72, 78),
+            )
         p.egg(obj, (self.p.radius, self.p.radius, self.p.half_height), self.p.color)
-        if arm:
+        if arm:  # the wrist cameras sit on the hand and do not see it
+            hand_c = tip + z * (kin.FINGER_LEN + kin.HAND_HEIGHT / 2)
+            p.box(
+                hand_c,
+                axes,
+                (kin.HAND_HALF_G, kin.HAND_HALF_T, kin.HAND_HEIGHT / 2),
+                (210, 210, 215),
+            )
             white = (228, 228, 232)
             flange = tip + z * (kin.FINGER_LEN + kin.HAND_HEIGHT)
             p.capsule(pose.shoulder, pose.elbow, 0.05, white)
@@ -293,8 +320,11 @@ class SceneRenderer:
             _blend_ellipse(img, ell, (30, 25, 20), 0.45 / (1.0 + 20.0 * lift))
         rot = np.array([pose.closing_axis, pose.across_axis, (0.0, 0.0, 1.0)]).T
         h = pose.tip[2] + kin.FINGER_LEN
-        ell = cam.conic((pose.tip[0] + 0.3 * h * LIGHT[0], pose.tip[1] + 0.3 * h * LIGHT[1],
-                         0.0005), (kin.HAND_HALF_G * 1.2, kin.HAND_HALF_T * 1.5, 1e-4), rot)
+        ell = cam.conic(
+            (pose.tip[0] + 0.3 * h * LIGHT[0], pose.tip[1] + 0.3 * h * LIGHT[1], 0.0005),
+            (kin.HAND_HALF_G * 1.2, kin.HAND_HALF_T * 1.5, 1e-4),
+            rot,
+        )
         if ell is not None:
             _blend_ellipse(img, ell, (30, 25, 20), 0.4 / (1.0 + 6.0 * h))
 
@@ -313,9 +343,14 @@ class SceneRenderer:
         out["base"] = img
         for name, side in (("left_wrist", 1.0), ("right_wrist", -1.0)):
             cam = self._wrist_cam(pose, side)
-            img = cv2.warpPerspective(self.tex, cam.table_homography(), (SIZE, SIZE),
-                                      flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                                      borderValue=FLOOR)
+            img = cv2.warpPerspective(
+                self.tex,
+                cam.table_homography(),
+                (SIZE, SIZE),
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=FLOOR,
+            )
             self._shadows(img, cam, pose, obj)
             painter = _Painter(cam)
             self._paint(painter, pose, width, obj, arm=False)

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rosbags.highlevel import AnyReader
 
+from restac_ros.core.action_space import joint_position
 from restac_ros.core.bag_dataset import (
     BagCorrupt,
     BagDataset,
@@ -17,7 +19,15 @@ from restac_ros.core.bag_dataset import (
 from restac_ros.core.observation import ObservationBuilder, ReasonCode
 from restac_ros.model import norm_stats as norm
 from restac_ros.model.tokenizer import PromptTokenizer
-from test.core.bagtools import START_NS, TACTILE, TEACHER, BagPlan, joint_positions, write_bag
+from test.core.bagtools import (
+    JOINTS,
+    START_NS,
+    TACTILE,
+    TEACHER,
+    BagPlan,
+    joint_positions,
+    write_bag,
+)
 from test.core.test_observation import make_spec
 
 S = 1_000_000_000
@@ -33,14 +43,18 @@ def builder(norm_stats_path, spm_model_path) -> ObservationBuilder:
 @pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
 def test_replay_count_and_alignment(tmp_path: Path, builder, storage: str) -> None:
     bag = write_bag(tmp_path / "bag", BagPlan(storage=storage))
-    ds = BagDataset(bag, builder, rate_hz=10.0)
-    steps = list(ds)
-    assert len(steps) == len(ds) == 11  # 1.0 s at 10 Hz, both ends included
+    with BagDataset(bag, builder, rate_hz=10.0) as ds:
+        steps = list(ds)
+        assert len(steps) == len(ds) == 11  # 1.0 s at 10 Hz, both ends included
+        assert len(list(ds.valid_steps())) == 10  # a second pass re-reads the bag
+        counters = ds.counters()
+    assert (
+        counters["/joint_states"].accepted == 101 and counters["/joint_states"].rejected_total == 0
+    )
     assert [s.stamp_ns for s in steps] == [START_NS + i * S // 10 for i in range(11)]
     # first tick: one joint state only -> no action_prev yet; then every tick is valid
     assert steps[0].invalid.reason is ReasonCode.NO_PREVIOUS_STATE
     assert all(s.observation is not None for s in steps[1:])
-    assert len(list(ds.valid_steps())) == 10
 
     stats = builder.stats["state"]
     step = steps[5]  # t = 0.5 s: joints at 100 Hz, newest stamped exactly at the tick
@@ -65,12 +79,14 @@ def test_replay_count_and_alignment(tmp_path: Path, builder, storage: str) -> No
 
 def test_rate_sets_observation_count(tmp_path: Path, builder) -> None:
     bag = write_bag(tmp_path / "bag", BagPlan(duration_s=2.0))
-    assert len(list(BagDataset(bag, builder, rate_hz=5.0))) == 11
-    assert len(list(BagDataset(bag, builder, rate_hz=15.0))) == 31
+    for rate, count in ((5.0, 11), (15.0, 31)):
+        with BagDataset(bag, builder, rate_hz=rate) as ds:
+            assert len(list(ds)) == count
 
 
 def test_info_and_contact_intervals(tmp_path: Path, builder) -> None:
-    ds = BagDataset(write_bag(tmp_path / "bag"), builder, rate_hz=10.0)
+    with BagDataset(write_bag(tmp_path / "bag"), builder, rate_hz=10.0) as ds:
+        pass
     assert ds.info.duration_s == pytest.approx(1.0)
     assert ds.info.contact_intervals() == [(START_NS, START_NS + S // 2)]
     assert ds.info.topics[TEACHER] == "sensor_msgs/msg/JointState"
@@ -78,13 +94,15 @@ def test_info_and_contact_intervals(tmp_path: Path, builder) -> None:
 
 def test_prompt_missing_gives_empty_prompt_steps(tmp_path: Path, builder) -> None:
     bag = write_bag(tmp_path / "bag", BagPlan(prompt=None))
-    steps = list(BagDataset(bag, builder, rate_hz=10.0))
+    with BagDataset(bag, builder, rate_hz=10.0) as ds:
+        steps = list(ds)
     assert {s.invalid.reason for s in steps[1:]} == {ReasonCode.EMPTY_PROMPT}
 
 
 def test_optional_tactile_topic_may_be_absent(tmp_path: Path, builder) -> None:
     bag = write_bag(tmp_path / "bag", BagPlan(omit=(TACTILE,)))
-    steps = list(BagDataset(bag, builder, rate_hz=10.0))
+    with BagDataset(bag, builder, rate_hz=10.0) as ds:
+        steps = list(ds)
     assert steps[-1].observation.tactile_mask.tolist() == [False]
 
 
@@ -118,13 +136,53 @@ def test_truncated_bag(tmp_path: Path, builder, storage: str, suffix: str) -> No
     bag = write_bag(tmp_path / "bag", BagPlan(storage=storage))
     data_file = next(bag.glob(f"*{suffix}"))
     data_file.write_bytes(data_file.read_bytes()[: data_file.stat().st_size // 3])
-    with pytest.raises(BagCorrupt, match=str(bag)):
-        list(BagDataset(bag, builder, rate_hz=10.0))
+    with pytest.raises(BagCorrupt, match=str(bag)), BagDataset(bag, builder, rate_hz=10.0) as ds:
+        list(ds)
 
 
 def test_garbage_storage_file(tmp_path: Path, builder) -> None:
     bag = write_bag(tmp_path / "bag")
     data_file = next(bag.glob("*.db3"))
     data_file.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(BagCorrupt):
-        list(BagDataset(bag, builder, rate_hz=10.0))
+    with pytest.raises(BagCorrupt), BagDataset(bag, builder, rate_hz=10.0) as ds:
+        list(ds)
+
+
+@pytest.fixture(scope="module")
+def sample_bag(tmp_path_factory: pytest.TempPathFactory):
+    """A short bag from the package's own generator (restac-make-sample-bag)."""
+    from restac_ros.sample_bag.writer import write_sample_bag
+
+    return write_sample_bag(tmp_path_factory.mktemp("sample") / "bag", seconds=2.0, seed=3)
+
+
+def test_sample_bag_replay(sample_bag, norm_stats_path, spm_model_path) -> None:
+    spec = make_spec(action_space=joint_position(JOINTS, dt_s=1 / 15, horizon=10))
+    b = ObservationBuilder(
+        spec, norm.load_norm_stats(norm_stats_path), PromptTokenizer(spm_model_path, 64)
+    )
+    with BagDataset(sample_bag.path, b, rate_hz=15.0) as ds:
+        steps = list(ds)
+        counters = ds.counters()
+    assert len(steps) == int(ds.info.duration_s * 15 + 1e-9) + 1
+    assert sum(s.observation is not None for s in steps) >= len(steps) - 2
+    assert all(c.rejected_total == 0 for c in counters.values())
+    assert ds.info.custom["restac.prompt"] == sample_bag.prompt
+    assert ds.info.contact_intervals() == [tuple(i) for i in sample_bag.contact_intervals]
+
+    # teacher targets against an independent read of the teacher topic
+    with AnyReader([sample_bag.path]) as reader:
+        conns = [c for c in reader.connections if c.topic == TEACHER]
+        cmds = []
+        for conn, _, raw in reader.messages(connections=conns):
+            msg = reader.deserialize(raw, conn.msgtype)
+            stamp = msg.header.stamp.sec * S + msg.header.stamp.nanosec
+            cmds.append((stamp, dict(zip(msg.name, msg.position, strict=True))))
+    stamps = np.array([c[0] for c in cmds])
+    step = steps[len(steps) // 2]
+    for k in range(10):
+        due = step.stamp_ns + round(k * S / 15)
+        i = int(np.searchsorted(stamps, due - 1_000_000))  # 1 ms slack for ns rounding
+        assert step.target_mask[k] == (i < len(stamps) and stamps[i] < due + S / 15 - 1_000_000)
+        if step.target_mask[k]:
+            np.testing.assert_allclose(step.targets[k], [cmds[i][1][n] for n in JOINTS], rtol=1e-6)

@@ -13,8 +13,10 @@ from restac_ros.core.executor import (
     GuardMode,
     apply_limits,
     chunk_index,
+    difference,
     sample_chunk,
     smoothstep,
+    wrap_angle,
 )
 
 S = 1_000_000_000
@@ -178,3 +180,30 @@ def test_logvar_guard_slow_plays_at_scaled_speed() -> None:
     ex2 = ChunkExecutor(cfg, dim=1)
     ex2.add_chunk(_ramp(0, 0.0, 1.0, dim=1, logvar=-1.0), 0)
     assert _run(ex2, 0, 400 * MS + 1)[-1].positions[0] == pytest.approx(0.4)
+
+
+def test_angles_take_the_short_way_round() -> None:
+    cfg = ExecutorConfig(PERIOD, crossfade_s=0.2, max_velocity=np.array([1.0]), angle_dims=(0,))
+    ex = ChunkExecutor(cfg, dim=1)
+    ex.seed(np.array([3.1]))
+    # yaw crosses +pi -> -pi: +0.083 rad per action, not -6.2
+    actions = wrap_angle(3.12 + 0.0833 * np.arange(10))[:, None]
+    ex.add_chunk(Chunk(0, DT, actions), 0)
+    cmds = _run(ex, 0, S)
+    yaw = np.array([c.positions for c in cmds])  # [T, 1]
+    assert np.all(np.abs(difference(yaw[1:], yaw[:-1], (0,))) <= 1.0 * PERIOD + 1e-9)
+    assert np.all((yaw >= -np.pi) & (yaw < np.pi))
+    assert np.all(np.abs(yaw) > 2.3)  # never swings through 0
+    np.testing.assert_allclose(difference(yaw[-1], actions[-1], (0,)), [0.0], atol=1e-9)
+    np.testing.assert_allclose(sample_chunk(np.array([[3.1], [-3.1]]), 0.5, (0,)), [-np.pi])
+
+
+def test_reset_allows_time_to_jump_back() -> None:
+    ex = ChunkExecutor(ExecutorConfig(PERIOD, crossfade_s=0.0), dim=1)
+    ex.add_chunk(_ramp(10 * S, 0.0, 1.0, dim=1), 10 * S)
+    ex.step(10 * S + 500 * MS)
+    assert not ex.add_chunk(_ramp(S, 0.0, 1.0, dim=1), S)  # older than the current chunk
+    ex.reset()
+    assert ex.step(S).status is ExecStatus.HOLD_NO_CHUNK
+    assert ex.add_chunk(_ramp(S, 0.0, 1.0, dim=1), S)
+    np.testing.assert_allclose(ex.step(S + 200 * MS).positions, [0.2])

@@ -178,6 +178,9 @@ def test_to_model_range() -> None:
     out = to_model_range(np.array([[[0, 255, 51]]], np.uint8))
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, [[[-1.0, 1.0, 51 / 255 * 2 - 1]]], atol=1e-7)
+    every = np.arange(256, dtype=np.uint8)
+    openpi = every.astype(np.float32) / 255.0 * 2.0 - 1.0  # openpi's formula, float32
+    np.testing.assert_array_equal(to_model_range(every), openpi)
     with pytest.raises(ImageDecodeError, match="expected uint8"):
         to_model_range(np.zeros((2, 2, 3), np.float32))
 

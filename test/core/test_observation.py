@@ -337,3 +337,15 @@ def test_spec_validation() -> None:
     ee = make_spec(action_space=ee_pose_rpy(horizon=50))
     assert ee.robot_dim == 7 and ee.state_dim == 8
     assert [s.name for s in ee.stream_specs() if s.history == 2] == [JOINT_STATES]
+
+
+def test_builder_refuses_incomplete_stats(spm_model_path) -> None:
+    tok = PromptTokenizer(spm_model_path, MAX_TOKENS)
+    full = norm.NormStats(np.zeros(8, np.float32), np.ones(8, np.float32))  # no quantiles
+    with pytest.raises(ValueError, match="q01/q99"):
+        ObservationBuilder(make_spec(use_quantile_norm=True), {"state": full, "actions": full}, tok)
+    narrow = norm.NormStats(np.zeros(7, np.float32), np.ones(7, np.float32))
+    with pytest.raises(ValueError, match="'state' have 7 dims, need >= 8"):
+        ObservationBuilder(make_spec(), {"state": narrow, "actions": full}, tok)
+    with pytest.raises(ValueError, match="lack 'actions'"):
+        ObservationBuilder(make_spec(), {"state": full}, tok)

@@ -11,15 +11,24 @@ import sentencepiece as spm
 JOINTS = ["joint1", "joint2", "joint3", "joint4", "joint5", "joint6", "joint7", "gripper"]
 HORIZON = 10
 ACTION_DIM = 8
-CORPUS = ["pick up the cube", "place the cube on the plate", "insert the peg", "press the button"]
+CORPUS = [
+    "pick up the cube",
+    "place the cube on the plate",
+    "insert the peg into the hole",
+    "wipe the table with the sponge",
+    "open the drawer and close it",
+    "press the button gently",
+    "grasp the red block",
+    "push the blue block to the left",
+]
 
 
 def write_tokenizer(path: Path) -> Path:
     buf = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(CORPUS * 16),
+        sentence_iterator=iter(CORPUS * 8),
         model_writer=buf,
-        vocab_size=40,
+        vocab_size=48,
         model_type="unigram",
         character_coverage=1.0,
         bos_id=1,
