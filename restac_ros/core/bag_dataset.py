@@ -4,7 +4,8 @@ Messages are pushed into the same `StreamBuffers` the policy node uses (header
 stamp as stamp, bag log time as receipt time); at each tick of the configured
 rate the same `ObservationBuilder` assembles the observation. Each step also
 carries the teacher's commanded actions over the horizon, for evaluation and
-training. Topic names are the ObservationSpec's stream names.
+training. Bag topics are the ObservationSpec's stream names unless
+`stream_topics` maps them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import dataclasses
 import json
 import sqlite3
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -131,9 +132,18 @@ class BagDataset:
         teacher_topic: str | None = TEACHER_TOPIC,
         prompt_topic: str | None = PROMPT_TOPIC,
         unstamped_policy: UnstampedPolicy | str = UnstampedPolicy.STAMP_ON_RECEIPT,
+        stream_topics: Mapping[str, str] | None = None,
     ) -> None:
+        """stream_topics: {stream name: bag topic} where they differ (default: same)."""
         if not rate_hz > 0:
             raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
+        streams = [s.name for s in builder.spec.stream_specs()]
+        if unknown := set(stream_topics or {}) - set(streams):
+            raise ValueError(f"stream_topics names unknown streams {sorted(unknown)}: {streams}")
+        self._topic = {s: (stream_topics or {}).get(s, s) for s in streams}
+        self._stream = {t: s for s, t in self._topic.items()}
+        if len(self._stream) != len(self._topic):
+            raise ValueError(f"two streams map to one topic: {self._topic}")
         self.path = Path(path)
         self.builder = builder
         self.rate_hz = float(rate_hz)
@@ -190,10 +200,10 @@ class BagDataset:
 
     def _expected_types(self) -> dict[str, tuple[str, ...]]:
         spec = self.builder.spec
-        expected = {topic: IMAGE_TYPES for topic in spec.camera_streams.values()}
-        expected[spec.joint_stream] = (JOINT_STATE,)
+        expected = {self._topic[s]: IMAGE_TYPES for s in spec.camera_streams.values()}
+        expected[self._topic[spec.joint_stream]] = (JOINT_STATE,)
         if spec.tactile_stream is not None:
-            expected[spec.tactile_stream] = IMAGE_TYPES
+            expected[self._topic[spec.tactile_stream]] = IMAGE_TYPES
         if self.teacher_topic is not None:
             expected[self.teacher_topic] = (JOINT_STATE,)
         if self.prompt_topic is not None:
@@ -202,9 +212,9 @@ class BagDataset:
 
     def _check_topics(self) -> None:
         spec = self.builder.spec
-        required = [*spec.camera_streams.values(), spec.joint_stream]
+        required = [self._topic[s] for s in (*spec.camera_streams.values(), spec.joint_stream)]
         if spec.tactile_required:
-            required.append(spec.tactile_stream)
+            required.append(self._topic[spec.tactile_stream])
         if self.teacher_topic is not None:
             required.append(self.teacher_topic)
         if missing := [t for t in required if t not in self.info.topics]:
@@ -337,9 +347,7 @@ class BagDataset:
         spec = self.builder.spec
         buffers = StreamBuffers(spec.stream_specs(), self.unstamped_policy)
         self._replay_buffers = buffers
-        topics = {*spec.camera_streams.values(), spec.joint_stream}
-        if spec.tactile_stream is not None and spec.tactile_stream in self.info.topics:
-            topics.add(spec.tactile_stream)
+        topics = {t for t in self._topic.values() if t in self.info.topics}
         if self.prompt_topic is not None and self.prompt_topic in self.info.topics:
             topics.add(self.prompt_topic)
         prompt: str | None = self.info.custom.get("restac.prompt")
@@ -354,7 +362,7 @@ class BagDataset:
                 prompt = str(self._deserialize(reader, raw, conn).data)
             else:
                 stamp = self._header_stamp(raw, conn)
-                buffers.push(conn.topic, stamp, _Pending(raw, conn), log_ns)
+                buffers.push(self._stream[conn.topic], stamp, _Pending(raw, conn), log_ns)
         for i in range(next_tick, len(ticks)):
             yield self._step(reader, i, int(ticks[i]), buffers, prompt)
 

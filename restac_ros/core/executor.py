@@ -9,8 +9,9 @@ Pure numpy, no clocks and no ROS: the caller passes every time in ns.
 - Crossfade: when a chunk replaces another, the offset between the last
   command and the new chunk at that instant decays to zero over
   `crossfade_s` (smoothstep), so there is no step at the boundary.
-- Hold: past a chunk's last action (or with no chunk) the last command is
-  repeated; a chunk is never extrapolated.
+- Hold: past a chunk's last action the executor holds that action (still
+  rate-limited, so no jump); with no chunk it repeats the last command. A
+  chunk is never extrapolated.
 - Limits: position clip and a per-tick rate limit (max_velocity * period).
 - Uncertainty guard: a chunk whose logvar exceeds the bound is played slower
   (speed scale) or not at all (hold), as configured.
@@ -33,7 +34,7 @@ class ExecStatus(enum.StrEnum):
     CROSSFADE = "crossfade"  # blending into a newly arrived chunk
     SLOW_UNCERTAIN = "slow_uncertain"  # logvar above bound: playing slower
     HOLD_UNCERTAIN = "hold_uncertain"  # logvar above bound: holding
-    HOLD_CHUNK_END = "hold_chunk_end"  # now is past the last action of the chunk
+    HOLD_CHUNK_END = "hold_chunk_end"  # past the chunk's last action: holding that action
     HOLD_NO_CHUNK = "hold_no_chunk"  # no chunk yet; holding the seeded command
     NO_COMMAND = "no_command"  # nothing to send: no chunk and never seeded
 
@@ -295,9 +296,12 @@ class ChunkExecutor:
             return self._hold(now_ns, ExecStatus.HOLD_UNCERTAIN)
         index = self._playhead_ns / (chunk.dt_s * NS_PER_S)
         target = sample_chunk(chunk.actions, index, self.config.angle_dims)
-        if target is None:
-            return self._hold(now_ns, ExecStatus.HOLD_CHUNK_END)
-        status = ExecStatus.SLOW_UNCERTAIN if guarded else ExecStatus.TRACKING
+        past_end = target is None
+        if past_end:  # hold the chunk's last action (reached, never extrapolated)
+            target = chunk.actions[-1].copy()
+            status = ExecStatus.HOLD_CHUNK_END
+        else:
+            status = ExecStatus.SLOW_UNCERTAIN if guarded else ExecStatus.TRACKING
         if self._fade_offset is not None:
             progress = (now_ns - self._fade_start_ns) / (self.config.crossfade_s * NS_PER_S)
             if progress >= 1.0:
@@ -305,8 +309,9 @@ class ChunkExecutor:
             else:
                 blend = target + self._fade_offset * (1.0 - smoothstep(progress))
                 target = _wrapped(blend, self.config.angle_dims)
-                if not guarded:
+                if status is ExecStatus.TRACKING:
                     status = ExecStatus.CROSSFADE
         out, limited = apply_limits(target, self._last_command, self.config, speed)
         self._last_command = out
-        return Command(now_ns, out.copy(), status, chunk.chunk_id, index, limited)
+        played = None if past_end else index
+        return Command(now_ns, out.copy(), status, chunk.chunk_id, played, limited)

@@ -65,7 +65,7 @@ def decode_image(
         )
     pixels = buf.reshape(height, step)[:, :row_bytes].reshape(height, width, channels)
     if encoding == "rgb8":
-        return np.ascontiguousarray(pixels).copy()
+        return pixels.copy()  # C-contiguous, drops row padding
     if encoding == "bgr8":
         return np.ascontiguousarray(pixels[..., ::-1])
     if encoding == "mono8":

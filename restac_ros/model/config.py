@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from typing import Literal
 
@@ -14,29 +13,6 @@ from restac_ros.model import gemma, siglip
 from restac_ros.model.observation import IMAGE_KEYS, IMAGE_SIZE, TACTILE_SIZE, Observation
 
 PALIGEMMA_VOCAB_SIZE = 257_152
-
-
-@functools.cache
-def _initializer(config, with_vqvae: bool):
-    """(graphdef, jitted rng -> state) per config, so repeated creates compile once."""
-    import flax.nnx as nnx
-
-    from restac_ros.model.pi0_restac import Pi0ResTac
-
-    def build(rng, vq_params, hparams):
-        vqvae = None if vq_params is None else (vq_params, hparams)
-        return Pi0ResTac(config, rngs=nnx.Rngs(rng), vqvae=vqvae)
-
-    def init(rng, vq_params, hparams):
-        return nnx.state(build(rng, vq_params, hparams))
-
-    jitted = jax.jit(init, static_argnums=2)
-
-    def run(rng, vq_params, hparams):
-        graphdef = nnx.graphdef(nnx.eval_shape(lambda: build(rng, vq_params, hparams)))
-        return graphdef, jitted(rng, vq_params, hparams)
-
-    return run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,18 +58,12 @@ class Pi0ResTacConfig:
         return self.backbone == "pi05"
 
     def create(self, rng: jax.Array):
-        """Builds the model with freshly initialised params (one compiled init program:
-        eager init of hundreds of arrays is far slower, especially on CPU)."""
+        """Builds the model with freshly initialised params."""
         import flax.nnx as nnx
 
-        vqvae = None
-        if self.use_tactile and self.residual_vqvae_checkpoint:
-            from restac_ros.tactile.jax_port import load_jax_vqvae
+        from restac_ros.model.pi0_restac import Pi0ResTac
 
-            vqvae = load_jax_vqvae(self.residual_vqvae_checkpoint)
-        vq_params, hparams = vqvae if vqvae is not None else (None, None)
-        graphdef, state = _initializer(self, vqvae is not None)(rng, vq_params, hparams)
-        return nnx.merge(graphdef, state)
+        return Pi0ResTac(self, rngs=nnx.Rngs(rng))
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

@@ -21,13 +21,20 @@ import flax.nnx as nnx
 import jax
 import jax.numpy as jnp
 
+from restac_ros.model import initializers as _init
+
 SCOPE = "tactile_fusion"  # named scope the jaxpr test looks for
+
+
+def _kw(rngs):
+    return dict(rngs=rngs, kernel_init=_init.lecun_normal())
 
 
 def _mha(heads, d_in, d_qkv, d_out, rngs):
     return nnx.MultiHeadAttention(num_heads=heads, in_features=d_in, qkv_features=d_qkv,
-                              out_features=d_out, decode=False, deterministic=True,
-                              rngs=rngs)
+                                  out_features=d_out, decode=False, deterministic=True,
+                                  kernel_init=_init.lecun_normal(1),
+                                  out_kernel_init=_init.lecun_normal(), rngs=rngs)
 
 
 def _key_mask(key_valid, n_queries):
@@ -42,13 +49,13 @@ def _key_mask(key_valid, n_queries):
 
 def init_two_stage(m, *, feature_dim, llm_width, expert_width, fusion_dim, heads,
              horizon, num_tokens, rngs: nnx.Rngs):
-    m.tactile_to_vlm_proj = nnx.Linear(feature_dim, num_tokens * fusion_dim, rngs=rngs)
-    m.fusion_prefix_proj = nnx.Linear(llm_width, fusion_dim, rngs=rngs)
+    m.tactile_to_vlm_proj = nnx.Linear(feature_dim, num_tokens * fusion_dim, **_kw(rngs))
+    m.fusion_prefix_proj = nnx.Linear(llm_width, fusion_dim, **_kw(rngs))
     m.fusion_cross_attn_1 = _mha(heads, fusion_dim, fusion_dim, fusion_dim, rngs)
     m.fusion_cross_attn_2 = _mha(heads, fusion_dim, fusion_dim, fusion_dim, rngs)
-    queries = jax.random.normal(rngs.params(), (horizon, fusion_dim)) * 0.02
+    queries = _init.normal(rngs.params(), (horizon, fusion_dim), 0.02)
     m.fusion_action_queries = nnx.Param(queries)
-    m.fusion_out_proj = nnx.Linear(fusion_dim, expert_width, rngs=rngs)
+    m.fusion_out_proj = nnx.Linear(fusion_dim, expert_width, **_kw(rngs))
 
 
 
@@ -66,7 +73,7 @@ def two_stage(m, prefix_out, prefix_mask, features, gate, *, num_tokens):
 
 def init_prefix_self_attn(m, *, feature_dim, llm_width, expert_width, fusion_dim, heads,
                           rngs: nnx.Rngs):
-    m.tactile_to_vlm_proj = nnx.Linear(feature_dim, llm_width, rngs=rngs)
+    m.tactile_to_vlm_proj = nnx.Linear(feature_dim, llm_width, **_kw(rngs))
     m.fusion_self_attn = _mha(heads, llm_width, fusion_dim, expert_width, rngs)
 
 

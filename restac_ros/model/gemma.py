@@ -16,6 +16,8 @@ import flax.nnx as nnx
 import jax
 import jax.numpy as jnp
 
+from restac_ros.model import initializers as _init
+
 _NEG_INF = -2.3819763e38  # large finite negative (as in big_vision) keeps softmax NaN-free
 
 
@@ -47,7 +49,7 @@ def _sfx(i: int) -> str:
 
 
 def _normal(rngs: nnx.Rngs, shape, fan_in: int) -> nnx.Param:
-    return nnx.Param(jax.random.normal(rngs.params(), shape, jnp.float32) / jnp.sqrt(fan_in))
+    return nnx.Param(_init.normal(rngs.params(), shape, fan_in**-0.5))
 
 
 def _norm_params(rngs, depth, width, cond_width, adarms):
@@ -98,7 +100,7 @@ class Gemma(nnx.Module):
         self.adarms = tuple(adarms)
         self.dtype = jnp.dtype(dtype)
         c0 = configs[0]
-        emb = jax.random.normal(rngs.params(), (vocab_size, c0.width), jnp.float32)
+        emb = _init.normal(rngs.params(), (vocab_size, c0.width), 1.0)
         self.embedder = nnx.Dict(input_embedding=nnx.Param(emb))
         d = c0.depth
         attn, layers, final = {}, {}, {}

@@ -14,6 +14,8 @@ import flax.nnx as nnx
 import jax
 import jax.numpy as jnp
 
+from restac_ros.model import initializers as _init
+
 
 @dataclasses.dataclass(frozen=True)
 class SiglipConfig:
@@ -45,7 +47,7 @@ def _ln(rngs, lead, width):
 
 
 def _dense(rngs, shape, fan_in, bias_shape):
-    w = jax.random.normal(rngs.params(), shape, jnp.float32) / jnp.sqrt(fan_in)
+    w = _init.normal(rngs.params(), shape, fan_in**-0.5)
     return nnx.Dict(kernel=nnx.Param(w), bias=nnx.Param(jnp.zeros(bias_shape)))
 
 
@@ -67,7 +69,7 @@ class Siglip(nnx.Module):
         p, w, d, m, nh = cfg.patch, cfg.width, cfg.depth, cfg.mlp_dim, cfg.num_heads
         n_tok = (image_size[0] // p) * (image_size[1] // p)
         self.embedding = _dense(rngs, (p, p, 3, w), p * p * 3, (w,))
-        pos = jax.random.normal(rngs.params(), (1, n_tok, w), jnp.float32) / jnp.sqrt(w)
+        pos = _init.normal(rngs.params(), (1, n_tok, w), w**-0.5)
         self.pos_embedding = nnx.Param(pos)
         hd = w // nh
         mha = nnx.Dict(

@@ -18,6 +18,7 @@ import flax.nnx as nnx
 import jax
 import jax.numpy as jnp
 
+from restac_ros.model import initializers as _init
 from restac_ros.model.observation import VQ_ACTION_DIM
 
 
@@ -43,14 +44,15 @@ class TactileEncoder(nnx.Module):
     def __init__(self, out_dim: int, *, vqvae_checkpoint: str | None, rngs: nnx.Rngs,
                  vqvae=None):
         """vqvae: already loaded (params, hparams), else read from `vqvae_checkpoint`."""
+        kw = dict(rngs=rngs, kernel_init=_init.lecun_normal())
         self.mode = "placeholder" if vqvae_checkpoint is None and vqvae is None else "vqvae"
         if self.mode == "placeholder":
             # 128x160 -> 32x40 -> 8x10 -> 4x5, then global mean pool.
-            self.conv_0 = nnx.Conv(3, 16, (4, 4), strides=(4, 4), padding="VALID", rngs=rngs)
-            self.conv_1 = nnx.Conv(16, 32, (4, 4), strides=(4, 4), padding="VALID", rngs=rngs)
-            self.conv_2 = nnx.Conv(32, 64, (2, 2), strides=(2, 2), padding="VALID", rngs=rngs)
-            self.feature_proj = nnx.Linear(64, out_dim, rngs=rngs)
-            self.logvar_head = nnx.Linear(64, 1, rngs=rngs)
+            self.conv_0 = nnx.Conv(3, 16, (4, 4), strides=(4, 4), padding="VALID", **kw)
+            self.conv_1 = nnx.Conv(16, 32, (4, 4), strides=(4, 4), padding="VALID", **kw)
+            self.conv_2 = nnx.Conv(32, 64, (2, 2), strides=(2, 2), padding="VALID", **kw)
+            self.feature_proj = nnx.Linear(64, out_dim, **kw)
+            self.logvar_head = nnx.Linear(64, 1, **kw)
         else:
             if vqvae is None:
                 from restac_ros.tactile.jax_port import load_jax_vqvae
@@ -60,7 +62,7 @@ class TactileEncoder(nnx.Module):
             self.vqvae = FrozenVQVAE(jax.tree.map(jnp.asarray, params))
             self.vqvae_hparams = _Opaque(hparams)
             q_dim = _q_event_dim(params, hparams)
-            self.project_vq = nnx.Linear(q_dim, out_dim, rngs=rngs)
+            self.project_vq = nnx.Linear(q_dim, out_dim, **kw)
 
     def __call__(self, tactile, visual3=None, action_prev=None) -> TactileEncoding:
         """tactile [B,128,160,3]; visual3 [B,3,224,224,3]; action_prev [B,>=7] (vqvae only)."""
@@ -103,14 +105,15 @@ class Gate(nnx.Module):
         if kind not in ("factorized", "necessity", "learnable"):
             raise ValueError(f"unknown gate {kind!r}")
         self.kind = kind
+        kw = dict(rngs=rngs, kernel_init=_init.lecun_normal())
         if kind == "learnable":
-            self.linear = nnx.Linear(1, 1, rngs=rngs)
+            self.linear = nnx.Linear(1, 1, **kw)
             return
         self.logvar_center = nnx.Param(jnp.full((1,), -9.5))
         self.sensitivity = nnx.Param(jnp.full((1,), 5.0))
         self.output_scale = nnx.Param(jnp.full((1,), 0.01))
         if kind == "factorized":
-            self.content_proj = nnx.Linear(feature_dim, 1, rngs=rngs)
+            self.content_proj = nnx.Linear(feature_dim, 1, **kw)
 
     def __call__(self, features, logvar):
         logvar = logvar.astype(jnp.float32)

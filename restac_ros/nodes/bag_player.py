@@ -66,15 +66,15 @@ class BagPlayerNode(Node):
             if self.p["publish_clock"]
             else None
         )
-        self._publishers = {}
+        self._topic_pubs = {}
 
     def _publisher(self, topic: str, msgtype: str):
-        if topic not in self._publishers:
+        if topic not in self._topic_pubs:
             profile = qos.PROMPT if topic in self.p["prompt_topics"] else qos.SENSOR
             if msgtype not in PROMPT_TYPES and profile is qos.PROMPT:
                 profile = qos.OUTPUT
-            self._publishers[topic] = self.create_publisher(message_class(msgtype), topic, profile)
-        return self._publishers[topic]
+            self._topic_pubs[topic] = self.create_publisher(message_class(msgtype), topic, profile)
+        return self._topic_pubs[topic]
 
     def play(self) -> None:
         """Play until the bag ends (or forever with loop) or `stop` is set."""
@@ -110,7 +110,7 @@ class BagPlayerNode(Node):
                 return
             if self._clock_pub is not None:
                 self._clock_pub.publish(Clock(clock=conversions.ns_to_stamp(bag_ns)))
-            self._publishers[conn.topic].publish(raw)
+            self._topic_pubs[conn.topic].publish(raw)
             self.published += 1
         self.get_logger().info(f"bag done: {self.published} messages published")
 

@@ -99,8 +99,8 @@ def launch_arguments_to_overrides(
 ) -> dict[str, dict[str, Any]]:
     """Launch arguments -> per-node parameter overrides ('' / None = keep the YAML's)."""
     per_node: dict[str, dict[str, Any]] = {"*": {}}
-    if use_sim_time is not None:
-        per_node["*"]["use_sim_time"] = bool(use_sim_time)
+    if use_sim_time:  # false = the nodes' default: no override
+        per_node["*"]["use_sim_time"] = True
     policy = {
         k: v
         for k, v in (

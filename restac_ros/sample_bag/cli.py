@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"prompt: {s.prompt}")
         spans = [
-            f"[{(a - EPOCH_NS) / 1e9:.3f}, {(b - EPOCH_NS) / 1e9:.3f})"
+            f"[{(a - EPOCH_NS) / 1e9:.3f}, {(b - EPOCH_NS) / 1e9:.3f}]"
             for a, b in s.contact_intervals
         ]
         print("contact intervals (s from start): " + (", ".join(spans) or "none"))

@@ -35,9 +35,11 @@ def read_custom_data(bag_path: str | Path) -> dict[str, str]:
 def read_contact_intervals(bag_path: str | Path) -> list[tuple[int, int]]:
     """Ground-truth contact intervals [(start_ns, end_ns), ...] in bag time.
 
-    Half-open: a stamp t is in contact iff start_ns <= t < end_ns (this is what
-    /contact/ground_truth publishes at 30 Hz). Raises KeyError if the bag has no
-    `restac.contact_intervals` metadata.
+    Closed: a stamp t is in contact iff start_ns <= t <= end_ns (end_ns is the last
+    nanosecond of contact; no stamp in the bag equals it, so `t < end_ns` gives the
+    same answer). This is what /contact/ground_truth publishes at 30 Hz. An
+    interval still open at the end of the episode ends at the bag's end. Raises
+    KeyError if the bag has no `restac.contact_intervals` metadata.
     """
     custom = read_custom_data(bag_path)
     if KEY_INTERVALS not in custom:

@@ -175,8 +175,10 @@ def write_sample_bag(
     params = epi.EpisodeParams.from_seed(seed)
     ep = epi.simulate(params, duration_ns)
     scene, tactile, mf = SceneRenderer(ep), TactileRenderer(), MessageFactory()
+    # Closed [start, end]: end is the last nanosecond in contact. No message stamp is ever
+    # 999999 ns past a millisecond, so "t <= end" and "t < end" agree on every stamp.
     intervals = [
-        [EPOCH_NS + s * 10**6, EPOCH_NS + min(e * 10**6, duration_ns)]
+        [EPOCH_NS + s * 10**6, EPOCH_NS + min(e * 10**6, duration_ns) - 1]
         for s, e in ep.contact_intervals_steps()
     ]
     events = [[name, EPOCH_NS + step * 10**6] for name, step in ep.events]

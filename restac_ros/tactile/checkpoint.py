@@ -70,11 +70,15 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         raw = torch.load(where, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = str(exc)
+        if "Weights only load failed" not in text:
+            raise CheckpointError(f"{where}: not a readable torch checkpoint ({text})") from exc
+        detail = next((ln.split("error:", 1)[1].split(". Please")[0].strip()
+                       for ln in text.splitlines() if "WeightsUnpickler error:" in ln), "")
         raise CheckpointError(
             f"{where}: refusing to load, the file needs unpickling of arbitrary objects "
-            f"(torch.load weights_only=True failed: {first})") from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+            f"(torch.load weights_only=True: {detail or 'not an allowed type'})") from exc
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as exc:
         raise CheckpointError(f"{where}: not a readable torch checkpoint ({exc})") from exc
     if not isinstance(raw, dict):
         raise CheckpointError(f"{where}: top level is a {type(raw).__name__}, expected a dict "

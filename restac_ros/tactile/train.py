@@ -7,8 +7,9 @@ and writes a published-format ``.ckpt`` that ``ResidualVQVAEWrapper`` and
 ``load_jax_vqvae`` load strictly.  The training-only decoders go to the
 checkpoint's top-level ``restac_train_state`` entry, outside ``state_dict``.
 
-Defaults are sized for a CPU and small data: ch 32, one residual block per
-level, a 64-entry codebook and the Prophet trunks fed 64x64 views
+Training runs in two stages (see ``train_vqvae``).  Defaults are sized for a
+CPU and small data: ch 32, one residual block per level, a 64-entry codebook
+and the Prophet trunks fed 64x64 views
 (``prophet_config.image_size``; the published model uses 224).  Every size is
 a flag; ``--prophet-image-size 224 --ch 128 --num-res-blocks 2`` gives the
 published shapes.
@@ -50,38 +51,84 @@ def frames_to_tensors(frames: BagFrames, image_size: int) -> dict[str, torch.Ten
             "action_prev": torch.from_numpy(frames.action_prev).float()}
 
 
-def train_vqvae(frames: BagFrames, hp: VQVAEHParams, *, steps: int = 300, batch_size: int = 8,
+def _batches(rng: np.random.Generator, n: int, batch_size: int):
+    """Endless shuffled index batches (reshuffled every epoch)."""
+    while True:
+        order = rng.permutation(n)
+        for pos in range(0, n - min(batch_size, n) + 1, min(batch_size, n)):
+            yield torch.from_numpy(order[pos:pos + min(batch_size, n)])
+
+
+@torch.no_grad()
+def cache_latents(trainer: VQVAETrainer, data: dict, device, batch: int = 16):
+    """Eval-mode (running-stat BatchNorm) mu and z_real for every frame, as at inference."""
+    trainer.eval()
+    m, mus, zs = trainer.model, [], []
+    for s in range(0, data["tactile"].shape[0], batch):
+        mu, _ = m.prophet_encoder(data["views"][s:s + batch].to(device),
+                                  data["action_prev"][s:s + batch].to(device))
+        mus.append(mu)
+        zs.append(m.encode_tactile(data["tactile"][s:s + batch].to(device)))
+    return torch.cat(mus), torch.cat(zs)
+
+
+def _step(opt, sched, params, loss, stats) -> None:
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"non-finite training loss: {stats}")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    sched.step()
+
+
+def train_vqvae(frames: BagFrames, hp: VQVAEHParams, *, steps: int = 300,
+                event_steps: int = 300, batch_size: int = 8, event_batch_size: int = 32,
                 lr: float = 1e-3, device: torch.device | str = "cpu", seed: int = 0,
                 progress: bool = True, weights: LossWeights | None = None) -> VQVAETrainer:
-    """Train on ``frames`` for ``steps`` optimizer steps; returns the trainer (model in eval)."""
+    """Two stages; returns the trainer with its model in eval mode.
+
+    1. ``steps`` joint steps on images: reconstruction, Prophet NLL, event + codebook.
+    2. ``event_steps`` steps of the event encoder + codebook alone on latents cached
+       with eval-mode BatchNorm (what inference sees); the codebook is re-initialised
+       from those latents first.  Cheap: no image convolutions.
+    """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    data = frames_to_tensors(frames, hp.prophet.image_size)
     n = len(frames)
     if n < 2:
         raise ValueError(f"need at least 2 frames to train, got {n} from {frames.source}")
+    data = frames_to_tensors(frames, hp.prophet.image_size)
     trainer = VQVAETrainer(hp).to(device)
-    trainer.train()
-    opt = torch.optim.Adam(trainer.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1), eta_min=lr * 0.1)
     weights = weights or LossWeights()
-    bar = tqdm(range(steps), desc="train-vqvae", disable=not progress, file=sys.stderr)
-    order = rng.permutation(n)
-    pos = 0
+    params = list(trainer.parameters())
+    opt = torch.optim.Adam(params, lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1), eta_min=lr * 0.1)
+    trainer.train()
+    batches = _batches(rng, n, batch_size)
+    bar = tqdm(range(steps), desc="vqvae stage 1", disable=not progress, file=sys.stderr)
     for _ in bar:
-        if pos + batch_size > n:
-            order, pos = rng.permutation(n), 0
-        idx = torch.from_numpy(order[pos:pos + min(batch_size, n)])
-        pos += batch_size
-        batch = [data[k][idx].to(device) for k in ("tactile", "views", "action_prev")]
-        loss, stats = trainer.loss(*batch, weights)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite training loss: {stats}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainer.parameters(), 1.0)
-        opt.step()
-        sched.step()
+        idx = next(batches)
+        loss, stats = trainer.loss(*(data[k][idx].to(device)
+                                     for k in ("tactile", "views", "action_prev")), weights)
+        _step(opt, sched, params, loss, stats)
+        bar.set_postfix({k: f"{v:.3g}" for k, v in stats.items()})
+    if event_steps <= 0:
+        trainer.eval()
+        return trainer
+    mu, z_real = cache_latents(trainer, data, device)
+    trainer.train()
+    with torch.no_grad():
+        trainer.init_codebooks(trainer.model.event_encoder(mu, z_real))
+    params = [*trainer.model.event_encoder.parameters(), *trainer.event_decoder.parameters()]
+    opt = torch.optim.Adam(params, lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=event_steps, eta_min=lr * 0.1)
+    batches = _batches(rng, n, event_batch_size)
+    bar = tqdm(range(event_steps), desc="vqvae stage 2", disable=not progress, file=sys.stderr)
+    for _ in bar:
+        idx = next(batches).to(mu.device)
+        loss, stats = trainer.event_loss(mu[idx], z_real[idx])
+        _step(opt, sched, params, loss, stats)
         bar.set_postfix({k: f"{v:.3g}" for k, v in stats.items()})
     trainer.eval()
     return trainer
@@ -96,8 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="restac-train-vqvae", description=__doc__.split("\n")[0])
     p.add_argument("--bag", nargs="+", required=True, help="rosbag2 directories")
     p.add_argument("--out", required=True, help="output .ckpt path")
-    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--steps", type=int, default=300, help="stage-1 (image) steps")
+    p.add_argument("--event-steps", type=int, default=300,
+                   help="stage-2 steps (event encoder + codebook on cached latents)")
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--event-batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--ch", type=int, default=32, help="VQGAN base width (multiple of 32)")
     p.add_argument("--num-res-blocks", type=int, default=1)
@@ -124,8 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     frames = concat_frames([read_bag_frames(b, stride=args.stride) for b in args.bag])
     print(f"read {len(frames)} frames from {len(args.bag)} bag(s) in "
           f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    trainer = train_vqvae(frames, hp, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                          device=device, seed=args.seed, progress=not args.no_progress)
+    trainer = train_vqvae(frames, hp, steps=args.steps, event_steps=args.event_steps,
+                          batch_size=args.batch_size, event_batch_size=args.event_batch_size,
+                          lr=args.lr, device=device, seed=args.seed,
+                          progress=not args.no_progress)
     save_trained(trainer, args.out)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

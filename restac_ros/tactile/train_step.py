@@ -15,8 +15,11 @@ Losses: recon L1 + Gaussian NLL of z_real (stop-grad) under N(mu, exp(logvar))
 through the straight-through q_event + commitment
 ``commitment_weight * |h_event - sg(q)|^2``.  Codebooks are updated by EMA
 (decay from ``residual_vq_config``), initialised from the first batch's
-residuals, and dead codes (EMA count below ``dead_threshold``) are restarted
-from random residuals of the current batch.
+residuals, and dead codes (unused for ``dead_after`` consecutive steps) are
+restarted from random residuals of the current batch.
+
+``loss`` is the joint stage-1 objective; ``event_loss`` (also used inside it)
+is the stage-2 objective on cached eval-mode latents (see ``train.py``).
 """
 
 from __future__ import annotations
@@ -63,44 +66,50 @@ class LossWeights:
 
 
 class VQVAETrainer(nn.Module):
-    """Inference model plus training-only heads; ``step`` computes the loss and EMA updates."""
+    """Inference model plus training-only heads; computes losses and EMA codebook updates."""
 
-    def __init__(self, hp: VQVAEHParams, dead_threshold: float = 0.05):
+    def __init__(self, hp: VQVAEHParams, dead_after: int = 20):
         super().__init__()
         self.hp = hp
         self.model = ResidualVQVAE(hp)
         self.decoder = LightDecoder(hp.dd.z_channels)
         self.event_decoder = EventDecoder(hp.rvq.dim, hp.dd.z_channels, hp.dd.z_hw)
-        self.dead_threshold = dead_threshold
+        self.dead_after = dead_after
         self.codebooks_initialised = False
+        self.unused_steps = [torch.zeros(hp.rvq.codebook_size, dtype=torch.long)
+                             for _ in range(hp.rvq.num_quantizers)]
 
     def train_state(self) -> dict:
         return {"decoder": self.decoder.state_dict(),
                 "event_decoder": self.event_decoder.state_dict()}
 
     def loss(self, tactile, views, action_prev, w: LossWeights) -> tuple[torch.Tensor, dict]:
+        """Stage 1: reconstruction + Prophet NLL + event/codebook terms, all jointly."""
         m = self.model
         mu, logvar = m.prophet_encoder(views, action_prev)
         z_real = m.encode_tactile(tactile)
-        target = F.avg_pool2d(tactile, 4)
-        recon = F.l1_loss(self.decoder(z_real), target)
+        recon = F.l1_loss(self.decoder(z_real), F.avg_pool2d(tactile, 4))
         sq = (z_real.detach() - mu).pow(2).flatten(1).mean(1, keepdim=True)
         nll = (0.5 * (sq * torch.exp(-logvar) + logvar)).mean()
-        h = m.event_encoder(mu.detach(), z_real.detach())
+        ev, stats = self.event_loss(mu.detach(), z_real.detach())
+        total = w.recon * recon + w.nll * nll + w.event * ev
+        stats.update(recon=recon.item(), nll=nll.item(), logvar=logvar.mean().item())
+        return total, stats
+
+    def event_loss(self, mu: torch.Tensor, z_real: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Event encoder + codebook objective on given latents (no gradient into them)."""
+        h = self.model.event_encoder(mu, z_real)
         if self.training and not self.codebooks_initialised:
-            self._init_codebooks(h.detach())
-        q, codes, stages = m.residual_vq(h)
+            self.init_codebooks(h.detach())
+        q, _, stages = self.model.residual_vq(h)
         commit = sum(F.mse_loss(h_in, q_i.detach())
                      for h_in, q_i in zip(self._stage_inputs(h, stages), stages, strict=True))
         q_st = h + (q - h).detach()
-        event = F.mse_loss(self.event_decoder(q_st), (z_real - mu).detach())
-        total = (w.recon * recon + w.nll * nll + w.event * event
-                 + self.hp.rvq.commitment_weight * commit)
+        event = F.mse_loss(self.event_decoder(q_st), z_real - mu)
         if self.training:
             self._ema_update(h.detach(), stages)
-        stats = {"recon": recon.item(), "nll": nll.item(), "event": event.item(),
-                 "commit": float(commit.detach()), "logvar": logvar.mean().item()}
-        return total, stats
+        total = event + self.hp.rvq.commitment_weight * commit
+        return total, {"event": event.item(), "commit": float(commit.detach())}
 
     @staticmethod
     def _stage_inputs(h: torch.Tensor, stages: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -111,14 +120,16 @@ class VQVAETrainer(nn.Module):
         return inputs
 
     @torch.no_grad()
-    def _init_codebooks(self, h: torch.Tensor) -> None:
+    def init_codebooks(self, h: torch.Tensor) -> None:
+        """Data-dependent initialisation: each stage's entries are random residuals of ``h``."""
         r = h
-        for cb in self.model.residual_vq.codebooks():
+        for i, cb in enumerate(self.model.residual_vq.codebooks()):
             pick = torch.randint(0, r.shape[0], (cb.embed.shape[0],), device=r.device)
             noise = 0.01 * r.std().clamp_min(1e-3) * torch.randn_like(cb.embed)
             cb.embed.copy_(r[pick] + noise)
             cb.embed_avg.copy_(cb.embed)
             cb.cluster_size.fill_(1.0)
+            self.unused_steps[i].zero_()
             r = r - F.embedding(cb.nearest(r), cb.embed)
         self.codebooks_initialised = True
 
@@ -127,18 +138,24 @@ class VQVAETrainer(nn.Module):
         decay, eps = self.hp.rvq.decay, 1e-5
         r = h
         cbs: list[EMACodebook] = self.model.residual_vq.codebooks()
-        for cb, q in zip(cbs, stages, strict=True):
+        for i, (cb, q) in enumerate(zip(cbs, stages, strict=True)):
             idx = cb.nearest(r)
             onehot = F.one_hot(idx, cb.embed.shape[0]).to(r.dtype)
-            cb.cluster_size.mul_(decay).add_(onehot.sum(0), alpha=1 - decay)
+            counts = onehot.sum(0)
+            cb.cluster_size.mul_(decay).add_(counts, alpha=1 - decay)
             cb.embed_avg.mul_(decay).add_(onehot.t() @ r, alpha=1 - decay)
             n = cb.cluster_size.sum()
             smoothed = (cb.cluster_size + eps) / (n + cb.embed.shape[0] * eps) * n
             cb.embed.copy_(cb.embed_avg / smoothed[:, None])
-            dead = cb.cluster_size < self.dead_threshold
+            unused = self.unused_steps[i]
+            unused.add_(1)
+            unused[counts.cpu() > 0] = 0
+            dead = (unused >= self.dead_after).to(r.device)
             if bool(dead.any()):
                 pick = torch.randint(0, r.shape[0], (int(dead.sum()),), device=r.device)
-                cb.embed[dead] = r[pick]
-                cb.embed_avg[dead] = r[pick]
-                cb.cluster_size[dead] = 1.0
+                fresh = r[pick] + 0.01 * r.std() * torch.randn_like(r[pick])
+                cb.embed[dead] = fresh
+                cb.embed_avg[dead] = fresh * cb.cluster_size[dead].clamp_min(1.0)[:, None]
+                cb.cluster_size[dead] = cb.cluster_size[dead].clamp_min(1.0)
+                unused[dead.cpu()] = 0
             r = r - q

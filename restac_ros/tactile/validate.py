@@ -30,7 +30,7 @@ import torch
 from restac_ros.tactile.bag_frames import BagFrames, concat_frames, read_bag_frames
 from restac_ros.tactile.config import default_hparams
 from restac_ros.tactile.train import save_trained, train_vqvae
-from restac_ros.tactile.wrapper import ResidualVQVAEWrapper
+from restac_ros.tactile.wrapper import ResidualVQVAEWrapper, auto_device
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -110,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--heldout", required=True)
     p.add_argument("--ckpt", default=None, help="where to keep the trained checkpoint")
     p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--event-steps", type=int, default=300)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--stride", type=int, default=2)
     p.add_argument("--device", default=None)
@@ -118,8 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     heldout = read_bag_frames(args.heldout, stride=args.stride)
     hp = default_hparams(ch=32, codebook_size=64, num_res_blocks=1, image_size=64)
     device = torch.device(args.device) if args.device else None
-    trainer = train_vqvae(train, hp, steps=args.steps, batch_size=args.batch_size,
-                          device=device or "cpu")
+    trainer = train_vqvae(train, hp, steps=args.steps, event_steps=args.event_steps,
+                          batch_size=args.batch_size, device=device or auto_device())
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = args.ckpt or os.path.join(tmp, "vqvae.ckpt")
         save_trained(trainer, ckpt)

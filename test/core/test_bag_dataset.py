@@ -20,6 +20,8 @@ from restac_ros.core.observation import ObservationBuilder, ReasonCode
 from restac_ros.model import norm_stats as norm
 from restac_ros.model.tokenizer import PromptTokenizer
 from test.core.bagtools import (
+    CAMERAS,
+    JOINT_STATES,
     JOINTS,
     START_NS,
     TACTILE,
@@ -82,6 +84,26 @@ def test_rate_sets_observation_count(tmp_path: Path, builder) -> None:
     for rate, count in ((5.0, 11), (15.0, 31)):
         with BagDataset(bag, builder, rate_hz=rate) as ds:
             assert len(list(ds)) == count
+
+
+def test_stream_names_mapped_to_topics(tmp_path: Path, norm_stats_path, spm_model_path) -> None:
+    """Specs whose stream names are not topics (e.g. slot names) replay via stream_topics."""
+    spec = make_spec(
+        camera_streams={slot: slot for slot in CAMERAS}, joint_stream="joints", tactile_stream="tac"
+    )
+    b = ObservationBuilder(
+        spec, norm.load_norm_stats(norm_stats_path), PromptTokenizer(spm_model_path, 16)
+    )
+    topics = {**CAMERAS, "joints": JOINT_STATES, "tac": TACTILE}
+    bag = write_bag(tmp_path / "bag")
+    with BagDataset(bag, b, rate_hz=10.0, stream_topics=topics) as ds:
+        steps = list(ds)
+    assert sum(s.observation is not None for s in steps) == 10
+    assert steps[-1].observation.tactile_mask.tolist() == [True]
+    with pytest.raises(BagTopicMissing, match="'base_0_rgb'"):
+        BagDataset(bag, b, rate_hz=10.0)
+    with pytest.raises(ValueError, match="unknown streams"):
+        BagDataset(bag, b, rate_hz=10.0, stream_topics={"nope": "/x"})
 
 
 def test_info_and_contact_intervals(tmp_path: Path, builder) -> None:

@@ -95,11 +95,12 @@ def test_without_crossfade_the_boundary_jumps() -> None:
 def test_hold_after_chunk_end_never_extrapolates() -> None:
     ex = ChunkExecutor(ExecutorConfig(PERIOD, crossfade_s=0.0), dim=2)
     ex.add_chunk(_ramp(0, 0.0, 1.0), 0)  # last action 0.9 at 0.9 s
-    cmds = _run(ex, 0, 2 * S)
+    cmds = [ex.step(t) for t in range(0, 2 * S, 7 * MS)]  # ticks miss 0.9 s (896, 903 ms)
     last = cmds[-1]
-    assert last.status is ExecStatus.HOLD_CHUNK_END
-    np.testing.assert_allclose(last.positions, [0.9, 0.9])
-    assert max(c.positions[0] for c in cmds) == pytest.approx(0.9)
+    assert last.status is ExecStatus.HOLD_CHUNK_END and last.index is None
+    np.testing.assert_allclose(last.positions, [0.9, 0.9])  # the last action itself
+    assert max(c.positions[0] for c in cmds) == pytest.approx(0.9)  # never beyond it
+    assert all(c.status is ExecStatus.HOLD_CHUNK_END for c in cmds if c.t_ns > 900 * MS)
 
 
 def test_hold_before_any_chunk() -> None:

@@ -10,9 +10,9 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
+from restac_ros.msg import ActionChunk, TactileDiagnostics
 from trajectory_msgs.msg import JointTrajectory
 
-from restac_ros.msg import ActionChunk, TactileDiagnostics
 from restac_ros.nodes import qos
 from restac_ros.nodes.policy_node import PolicyNode
 from restac_ros.nodes.spin import SpinThread
@@ -30,8 +30,9 @@ FAST = {
 
 
 class PolicyHarness:
-    def __init__(self, context, checkpoint: Path, prompt: str | None = "pick up the cube",
-                 **params) -> None:
+    def __init__(
+        self, context, checkpoint: Path, prompt: str | None = "pick up the cube", **params
+    ) -> None:
         merged = {**FAST, "checkpoint_dir": str(checkpoint), **params}
         self.node = PolicyNode(
             context=context, parameter_overrides=[Parameter(k, value=v) for k, v in merged.items()]

@@ -36,8 +36,14 @@ def rgb_image(h: int, w: int, value: int, stamp_ns: int, frame: str) -> Image:
 class SyntheticStreams(Node):
     """Publishes 3 cameras + tactile at `image_hz` and joints at `joint_hz` (node clock)."""
 
-    def __init__(self, context, image_hz: float = 15.0, joint_hz: float = 100.0,
-                 prompt: str | None = "pick up the cube", name: str = "synthetic_streams") -> None:
+    def __init__(
+        self,
+        context,
+        image_hz: float = 15.0,
+        joint_hz: float = 100.0,
+        prompt: str | None = "pick up the cube",
+        name: str = "synthetic_streams",
+    ) -> None:
         super().__init__(name, context=context)
         self.mutate: dict[str, object] = {}  # stream -> fn(msg) -> msg
         self.paused: set[str] = set()

@@ -175,8 +175,8 @@ def test_contact_ground_truth_and_tactile(bags):
     assert intervals == read_contact_intervals(bags["mcap_a"] / "bag.mcap")  # file path works
     msgs, tac, gt = _tactile_and_contact(bags["mcap_a"])
     assert {t for t, _ in tac} == set(gt)
-    for t, on in gt.items():  # topic == metadata (half-open intervals)
-        assert on == any(a <= t < b for a, b in intervals)
+    for t, on in gt.items():  # topic == metadata (closed or half-open: same on stamps)
+        assert on == any(a <= t <= b for a, b in intervals) == any(a <= t < b for a, b in intervals)
     assert any(gt.values()) and not all(gt.values())
     rest = tac[0][1]
     off = [np.abs(img - rest).mean() for t, img in tac if not gt[t]]

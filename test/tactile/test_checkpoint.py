@@ -1,4 +1,4 @@
-"""Published-format checkpoints: round trip, strict loading, and every refusal names file + problem."""
+"""Published-format checkpoints: round trip, strict loading, refusals naming file + problem."""
 
 from __future__ import annotations
 

@@ -1,0 +1,192 @@
+"""restac-demo (`make demo`): sample bag -> bag_player -> policy_node -> chunk_executor.
+
+Each node runs as its own process over real DDS confined to loopback; the demo
+listens to the outputs and prints a summary table. The default checkpoint is
+the small demo policy trained once with restac-train-policy and cached under
+.cache/ (pass --checkpoint DIR to use another).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from restac_ros.dds_env import apply_loopback_env
+
+CACHE = Path(".cache")
+DEFAULT_BAG = CACHE / "demo_bag"
+DEFAULT_CHECKPOINT = CACHE / "demo_policy"
+TRAIN_BAG_SEEDS = (1, 2)  # training episodes; the demo plays the held-out seed 0
+
+
+def parse_args(argv) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="restac-demo", description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    ap.add_argument("--bag", type=Path, default=DEFAULT_BAG, help="made when missing")
+    ap.add_argument("--seconds", type=float, default=20.0, help="sample bag length")
+    ap.add_argument("--rate", type=float, default=1.0, help="bag playback rate")
+    ap.add_argument("--params", type=Path, default=None, help="default: config/policy.yaml")
+    ap.add_argument("--timeout", type=float, default=300.0, help="give up after (s)")
+    return ap.parse_args(argv)
+
+
+def run(cmd: list[str]) -> None:
+    print("$ " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, env=dict(os.environ))
+
+
+def script(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def ensure_bag(path: Path, seconds: float, seed: int = 0) -> Path:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        run(
+            [
+                script("restac-make-sample-bag"),
+                str(path),
+                "--seconds",
+                str(seconds),
+                "--seed",
+                str(seed),
+            ]
+        )
+    return path
+
+
+def ensure_checkpoint(path: Path, seconds: float) -> Path:
+    if (path / "restac_config.json").is_file():
+        return path
+    if path != DEFAULT_CHECKPOINT:
+        raise SystemExit(f"restac-demo: {path} is not a policy checkpoint")
+    bags = [str(ensure_bag(CACHE / f"train_bag_{s}", seconds, s)) for s in TRAIN_BAG_SEEDS]
+    print("training the demo policy once (cached in .cache/demo_policy)", flush=True)
+    run([script("restac-train-policy"), *bags, "--out", str(path)])
+    return path
+
+
+def write_params(src: Path | None, dst: Path, checkpoint: Path, bag: Path, rate: float) -> Path:
+    from restac_ros.paths import config_path
+
+    data = yaml.safe_load((src or config_path("policy.yaml")).read_text())
+    policy = data["policy_node"]["ros__parameters"]
+    policy.update(autostart=True, checkpoint_dir=str(checkpoint.resolve()), use_sim_time=True)
+    data["chunk_executor"]["ros__parameters"]["use_sim_time"] = True
+    data["bag_player"]["ros__parameters"].update(
+        bag_path=str(bag.resolve()), rate=float(rate), publish_clock=True, loop=False
+    )
+    dst.write_text(yaml.safe_dump(data))
+    return dst
+
+
+def start_node(module: str, params: Path, log: Path) -> subprocess.Popen:
+    handle = log.open("w")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            f"restac_ros.nodes.{module}",
+            "--ros-args",
+            "--params-file",
+            str(params),
+        ],
+        env=dict(os.environ),
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    env = apply_loopback_env()
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    print(f"DDS: loopback only, ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}", flush=True)
+    t_start = time.monotonic()
+    bag = ensure_bag(args.bag, args.seconds)
+    checkpoint = ensure_checkpoint(args.checkpoint, args.seconds)
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    from restac_ros.nodes.pipeline_monitor import PipelineMonitor, format_table
+
+    work = Path(tempfile.mkdtemp(prefix="restac_demo_"))
+    params = write_params(args.params, work / "params.yaml", checkpoint, bag, args.rate)
+    rclpy.init()
+    monitor = PipelineMonitor()
+    executor = SingleThreadedExecutor()
+    executor.add_node(monitor)
+    procs = [
+        start_node("policy_node", params, work / "policy_node.log"),
+        start_node("chunk_executor", params, work / "chunk_executor.log"),
+    ]
+    deadline = t_start + args.timeout
+    try:
+        print("waiting for policy_node to load and compile the policy ...", flush=True)
+        while monitor.value("restac: policy_node", "lifecycle") != "active":
+            executor.spin_once(timeout_sec=0.1)
+            _check_alive(procs, work, deadline)
+        print(
+            f"policy_node active ({monitor.value('restac: policy_node', 'model')}); "
+            "playing the bag",
+            flush=True,
+        )
+        player = start_node("bag_player", params, work / "bag_player.log")
+        procs.append(player)
+        while player.poll() is None:
+            executor.spin_once(timeout_sec=0.05)
+            _check_alive(procs[:2], work, deadline)
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
+        if player.returncode != 0:
+            raise SystemExit(f"bag_player failed; see {work / 'bag_player.log'}")
+    finally:
+        stop(procs)
+        executor.shutdown(timeout_sec=2.0)
+        monitor.destroy_node()
+        rclpy.try_shutdown()
+    rows = [
+        ("bag", f"{bag} (rate {args.rate})"),
+        ("checkpoint", str(checkpoint)),
+        *monitor.summary_rows(),
+        ("demo wall time", f"{time.monotonic() - t_start:.1f} s"),
+        ("node logs", str(work)),
+    ]
+    print(format_table(rows))
+    if not monitor.chunks or monitor.commands == 0:
+        print("restac-demo: no chunks or no commands: see the node logs", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _check_alive(procs: list[subprocess.Popen], work: Path, deadline: float) -> None:
+    for p in procs:
+        if p.poll() is not None:
+            raise SystemExit(f"{p.args[2]} exited with {p.returncode}; logs in {work}")
+    if time.monotonic() > deadline:
+        raise SystemExit(f"restac-demo: timed out; logs in {work}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

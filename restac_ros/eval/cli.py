@@ -1,0 +1,124 @@
+"""`restac-eval BAG... --out DIR`: offline rosbag replay evaluation of a policy (no DDS).
+
+For each bag (rosbag2 sqlite3 or MCAP): observations assembled in bag time by
+the core (same path as policy_node), the policy run at the configured rate,
+each chunk compared with the recorded teacher commands and with a
+hold-last-command baseline. Writes metrics.json, steps.csv, PNG plots, a
+self-contained report.html, summary.png and predictions/ (MCAP: ActionChunk,
+TactileDiagnostics, MarkerArray). With several bags each gets DIR/<bag name>/
+and DIR/metrics.json holds every bag's metrics plus the pooled errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from restac_ros.core.bag_dataset import TEACHER_TOPIC, BagError
+
+from . import metrics, params
+from .records import stack
+from .runner import EvalOptions, evaluate_bag, write_outputs
+
+EXIT_USAGE, EXIT_BAG, EXIT_INTERRUPTED = 2, 3, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="restac-eval", description=__doc__.split("\n\n")[0])
+    ap.add_argument("bags", nargs="+", type=Path, help="rosbag2 directories (or storage files)")
+    ap.add_argument("--out", type=Path, required=True, help="output directory")
+    ap.add_argument("--params", type=Path, default=None,
+                    help="policy params YAML (default: the package's config/policy.yaml)")
+    ap.add_argument("--checkpoint", type=Path, default=None,
+                    help="policy checkpoint (default: the params' checkpoint_dir)")
+    ap.add_argument("--seed", type=int, default=None, help="noise seed (default: params' seed)")
+    ap.add_argument("--rate", type=float, default=None,
+                    help="policy rate in Hz of bag time (default: params' rate_hz)")
+    ap.add_argument("--teacher-topic", default=TEACHER_TOPIC,
+                    help="recorded commanded actions (sensor_msgs/JointState)")
+    ap.add_argument("--max-steps", type=int, default=None,
+                    help="stop after this many policy calls per bag")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return ap
+
+
+def _pooled(results, names, dt) -> dict:
+    """Errors over every bag's steps together (contact/jump metrics stay per bag)."""
+    arrays = stack([r for res in results for r in res.records])
+    m = metrics.compute_metrics(arrays, dt, names, None)
+    keep = ("steps", "horizon", "horizon_steps", "policy", "hold_baseline", "policy_vs_hold",
+            "inference")
+    return {k: m[k] for k in keep}
+
+
+def run(args: argparse.Namespace) -> int:
+    from restac_ros.model.policy import RestacPolicy
+
+    p = params.load_params(args.params)
+    ckpt = Path(args.checkpoint or p["checkpoint_dir"]).expanduser()
+    if not (ckpt / "restac_config.json").is_file():
+        print(f"restac-eval: error: {ckpt} is not a policy checkpoint (no restac_config.json); "
+              "pass --checkpoint, train one with restac-train-policy, or run `make demo` "
+              "for the demo checkpoint", file=sys.stderr)
+        return EXIT_USAGE
+    rate = float(args.rate if args.rate is not None else p["rate_hz"])
+    if not rate > 0:
+        print("restac-eval: error: --rate must be > 0", file=sys.stderr)
+        return EXIT_USAGE
+    opts = EvalOptions(rate_hz=rate, seed=int(args.seed if args.seed is not None else p["seed"]),
+                       teacher_topic=args.teacher_topic, progress=not args.quiet,
+                       max_steps=args.max_steps)
+    policy = RestacPolicy.from_checkpoint(ckpt, num_steps=int(p["num_steps"]))
+    if policy.tokenizer is None or policy.norm_stats is None:
+        print(f"restac-eval: error: {ckpt} lacks its tokenizer or norm stats", file=sys.stderr)
+        return EXIT_USAGE
+    multi = len(args.bags) > 1
+    results, per_bag = [], {}
+    for bag in args.bags:
+        res = evaluate_bag(bag, policy, p, opts)
+        results.append(res)
+        out = args.out / bag.name if multi else args.out
+        m = write_outputs(out, res, policy, p, opts, ckpt)
+        per_bag[bag.name] = m
+        _print_summary(bag, out, m)
+        if res.interrupted:
+            break
+    if multi:
+        names = per_bag[args.bags[0].name]["action_names"]
+        pooled = _pooled(results, names, float(p["action_dt_s"]))
+        (args.out / "metrics.json").write_text(
+            json.dumps({"pooled": pooled, "bags": per_bag}, indent=2, allow_nan=False))
+        for s, c in pooled["policy_vs_hold"].items():
+            print(f"pooled step {s}: policy MAE {c['policy_mae']:.5f} vs hold "
+                  f"{c['hold_mae']:.5f} -> {'beats' if c['policy_beats_hold'] else 'loses'}")
+    if any(r.interrupted for r in results):
+        print("restac-eval: interrupted; partial results written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def _print_summary(bag: Path, out: Path, m: dict) -> None:
+    run_ = m["run"]
+    print(f"{bag}: {m['steps']} chunks, {run_['realtime_factor']:.1f}x real time, "
+          f"report {out / 'report.html'}")
+    for s, c in m["policy_vs_hold"].items():
+        print(f"  step {s}: policy MAE {c['policy_mae']:.5f} vs hold {c['hold_mae']:.5f} -> "
+              f"{'beats' if c['policy_beats_hold'] else 'does not beat'} hold-last-command")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (BagError, params.ParamsError) as err:
+        print(f"restac-eval: error: {err}", file=sys.stderr)
+        return EXIT_BAG
+    except KeyboardInterrupt:
+        print("restac-eval: interrupted before any result", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

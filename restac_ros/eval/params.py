@@ -1,0 +1,84 @@
+"""The `policy_node` section of config/policy.yaml, read without ROS, and what it builds offline.
+
+Offline tools use the same parameters as the live node; streams are keyed by
+topic name because `restac_ros.core.bag_dataset` feeds buffers by topic.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from restac_ros.core.action_space import ActionSpace, make_action_space
+from restac_ros.core.observation import ObservationBuilder, ObservationSpec
+from restac_ros.paths import config_path
+
+REQUIRED = (
+    "checkpoint_dir", "seed", "num_steps", "action_space", "joint_names", "action_dt_s",
+    "ee_frame_id", "rate_hz", "camera_topics", "camera_slots", "camera_transport",
+    "camera_max_age_s", "tactile_topic", "tactile_required", "tactile_max_age_s",
+    "tactile_frame_id", "joint_states_topic", "joint_max_age_s", "prompt_topic",
+    "default_prompt", "unstamped_policy",
+)
+
+
+class ParamsError(ValueError):
+    pass
+
+
+def default_params_path() -> Path:
+    return config_path("policy.yaml")
+
+
+def load_params(path: str | Path | None = None) -> dict[str, Any]:
+    """`policy_node.ros__parameters` of a params file (default: the package's policy.yaml)."""
+    path = Path(path) if path is not None else default_params_path()
+    if not path.is_file():
+        raise ParamsError(f"params file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: invalid YAML: {err}") from None
+    try:
+        p = dict(data["policy_node"]["ros__parameters"])
+    except (KeyError, TypeError):
+        raise ParamsError(f"{path}: no policy_node.ros__parameters section") from None
+    if missing := [k for k in REQUIRED if k not in p]:
+        raise ParamsError(f"{path}: policy_node parameters missing {missing}")
+    if len(p["camera_topics"]) != len(p["camera_slots"]):
+        raise ParamsError(f"{path}: camera_topics and camera_slots differ in length")
+    if not float(p["rate_hz"]) > 0:
+        raise ParamsError(f"{path}: rate_hz must be > 0")
+    p["_path"] = str(path)
+    return p
+
+
+def action_space(p: dict, horizon: int) -> ActionSpace:
+    return make_action_space(p["action_space"], p["joint_names"], float(p["action_dt_s"]), horizon)
+
+
+def observation_spec(p: dict, horizon: int, action_dim: int, quantile_norm: bool) -> ObservationSpec:
+    """ObservationSpec whose stream names are the bag's topic names."""
+    return ObservationSpec(
+        camera_streams=dict(zip(p["camera_slots"], p["camera_topics"], strict=True)),
+        joint_names=tuple(p["joint_names"]),
+        action_space=action_space(p, horizon),
+        action_dim=action_dim,
+        joint_stream=p["joint_states_topic"],
+        tactile_stream=p["tactile_topic"] or None,
+        tactile_required=bool(p["tactile_required"]),
+        camera_max_age_s=float(p["camera_max_age_s"]),
+        joint_max_age_s=float(p["joint_max_age_s"]),
+        tactile_max_age_s=float(p["tactile_max_age_s"]),
+        default_prompt=p["default_prompt"] or None,
+        use_quantile_norm=quantile_norm,
+    )
+
+
+def builder_for(p: dict, config, stats, tokenizer) -> ObservationBuilder:
+    """The ObservationBuilder for a model config (horizon, action_dim, pi0/pi0.5 norm)."""
+    spec = observation_spec(p, int(config.action_horizon), int(config.action_dim),
+                            bool(config.pi05))
+    return ObservationBuilder(spec, stats, tokenizer)

@@ -1,0 +1,168 @@
+"""Run a policy over a bag in bag time and write every output of the evaluation.
+
+Observations come from `restac_ros.core.bag_dataset.BagDataset` with the
+ObservationBuilder built from the same parameters as policy_node; actions go
+back to robot units with the builder's `postprocess_actions`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from restac_ros.core.bag_dataset import TEACHER_TOPIC, BagDataset
+
+from . import bag_io, metrics, params, plots, prediction_bag, report_html
+from .records import StepRecord, stack
+
+_log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalOptions:
+    rate_hz: float
+    seed: int
+    teacher_topic: str = TEACHER_TOPIC
+    progress: bool = True
+    max_steps: int | None = None  # stop after this many policy calls (None: whole bag)
+
+
+@dataclasses.dataclass
+class BagResult:
+    bag: Path
+    records: list[StepRecord]
+    contact_intervals: list[tuple[int, int]]
+    invalid: Counter
+    ticks: int
+    warmup_s: float
+    wall_s: float
+    bag_duration_s: float
+    interrupted: bool = False
+
+
+def hold_commands(stamps: np.ndarray, commands: np.ndarray, t_ns: int) -> np.ndarray:
+    """The last teacher command strictly before t_ns (what the robot was executing when the
+    observation was taken); NaN when none. The command stamped exactly t_ns is the target."""
+    i = int(np.searchsorted(stamps, t_ns, side="left")) - 1
+    if i < 0:
+        return np.full(commands.shape[1], np.nan)
+    return commands[i]
+
+
+def evaluate_bag(bag: Path, policy, p: dict, opts: EvalOptions) -> BagResult:
+    """Run the policy at opts.rate_hz over the bag; KeyboardInterrupt keeps what is done."""
+    builder = params.builder_for(p, policy.config, policy.norm_stats, policy.tokenizer)
+    ds = BagDataset(bag, builder, opts.rate_hz, teacher_topic=opts.teacher_topic,
+                    prompt_topic=p["prompt_topic"] or None,
+                    unstamped_policy=p["unstamped_policy"])
+    names = builder.spec.action_space.names
+    t_stamps, t_cmds = bag_io.joint_series(bag, opts.teacher_topic, names)
+    order = np.argsort(t_stamps, kind="stable")
+    t_stamps, t_cmds = t_stamps[order], t_cmds[order]
+    intervals = ds.info.contact_intervals()
+    result = BagResult(Path(bag), [], intervals, Counter(), 0, 0.0, 0.0, ds.info.duration_s)
+    total = len(ds) if opts.max_steps is None else min(len(ds), opts.max_steps)
+    bar = tqdm(total=total, desc=f"eval {Path(bag).name}", unit="tick",
+               disable=not opts.progress)
+    t0 = time.perf_counter()
+    try:
+        for step in ds:
+            if opts.max_steps is not None and len(result.records) >= opts.max_steps:
+                break
+            result.ticks += 1
+            bar.update(1)
+            if step.observation is None:
+                result.invalid[step.invalid.reason.value] += 1
+                continue
+            if not result.records and result.warmup_s == 0.0:
+                result.warmup_s = policy.warmup(step.observation)
+            r = policy.infer(step.observation, opts.seed)
+            actions = builder.postprocess_actions(np.asarray(r.actions_norm)[0])
+            target = np.where(step.target_mask[:, None], step.targets, np.nan)
+            d = r.diagnostics
+            result.records.append(StepRecord(
+                stamp_ns=step.stamp_ns, actions=actions, target=target,
+                hold=hold_commands(t_stamps, t_cmds, step.stamp_ns),
+                inference_ms=float(r.inference_ms),
+                logvar=float(np.asarray(d.logvar).reshape(-1)[0]),
+                gate=float(np.asarray(d.gate).reshape(-1)[0]),
+                codes=np.asarray(d.codes[0]).reshape(-1),
+                q_event=np.asarray(d.q_event[0]).reshape(-1),
+                tactile_valid=bool(np.asarray(step.observation.tactile_mask)[0])))
+    except KeyboardInterrupt:
+        result.interrupted = True
+        _log.warning("interrupted after %d policy calls; writing partial results",
+                     len(result.records))
+    finally:
+        bar.close()
+        result.wall_s = time.perf_counter() - t0
+    return result
+
+
+def write_outputs(out: Path, result: BagResult, policy, p: dict, opts: EvalOptions,
+                  checkpoint: Path) -> dict:
+    """metrics.json, steps.csv, PNG plots, report.html, summary.png and predictions/ (MCAP)."""
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = policy.config
+    names = list(p["joint_names"]) if p["action_space"] == "joint_position" else list(
+        params.action_space(p, cfg.action_horizon).names)
+    dt = float(p["action_dt_s"])
+    if not result.records:
+        reasons = dict(result.invalid) or "no ticks"
+        raise RuntimeError(f"{result.bag}: no valid observation in {result.ticks} ticks "
+                           f"(reasons: {reasons}); nothing to evaluate")
+    arrays = stack(result.records)
+    m = metrics.compute_metrics(arrays, dt, names, result.contact_intervals)
+    mode = "vqvae" if cfg.residual_vqvae_checkpoint else "placeholder"
+    evaluated_s = (arrays.stamp_ns[-1] - arrays.stamp_ns[0]) / 1e9 + 1.0 / opts.rate_hz
+    m["run"] = {
+        "bag": str(result.bag), "checkpoint": str(checkpoint), "rate_hz": opts.rate_hz,
+        "seed": opts.seed, "num_steps": int(p["num_steps"]), "ticks": result.ticks,
+        "invalid_ticks": dict(result.invalid), "warmup_s": result.warmup_s,
+        "wall_s": result.wall_s, "bag_duration_s": result.bag_duration_s,
+        "realtime_factor": (evaluated_s / result.wall_s) if result.wall_s > 0 else None,
+        "interrupted": result.interrupted, "tactile_mode": mode,
+    }
+    (out / "metrics.json").write_text(json.dumps(m, indent=2, allow_nan=False))
+    metrics.write_step_csv(out / "steps.csv", arrays, names, result.contact_intervals)
+    spans = plots.contact_intervals_s(arrays, result.contact_intervals)
+    figs = [
+        plots.plot_actions(out / "actions.png", arrays, names, spans),
+        plots.plot_error_by_horizon(out / "error_by_horizon.png", arrays),
+        plots.plot_mae_per_dim(out / "mae_per_dim.png", m),
+        plots.plot_logvar_gate(out / "logvar_gate.png", arrays, spans),
+        plots.plot_vq_usage(out / "vq_usage.png", m["vq_code_usage"]),
+        plots.plot_inference(out / "inference_ms.png", arrays),
+    ]
+    title = f"restac-eval: {result.bag.name} with {checkpoint.name}"
+    plots.render_summary_png(out / "summary.png", arrays, m, spans, title)
+    notes = []
+    if result.interrupted:
+        notes.append(f"Interrupted: partial results over the first {arrays.n} policy calls.")
+    if result.invalid:
+        notes.append(f"Ticks without an observation: {dict(result.invalid)}.")
+    inputs = {"bag": result.bag, "checkpoint": checkpoint, "params": p.get("_path"),
+              "rate": f"{opts.rate_hz} Hz", "seed": opts.seed, "tactile encoder": mode,
+              "model": f"{cfg.backbone} {cfg.paligemma_variant}/{cfg.action_expert_variant}/"
+                       f"{cfg.vision_variant}",
+              "hold baseline": "last teacher command strictly before the observation time",
+              "speed": f"{m['run']['realtime_factor']:.1f}x real time"
+                       if m["run"]["realtime_factor"] else "n/a"}
+    report_html.write_report(out / "report.html", title, m, figs, inputs, notes)
+    pred_dir = out / "predictions"
+    if pred_dir.exists():
+        import shutil
+
+        shutil.rmtree(pred_dir)
+    m["run"]["prediction_messages"] = prediction_bag.write_prediction_bag(
+        pred_dir, arrays, names, dt, mode, tactile_frame=p["tactile_frame_id"],
+        action_frame=p["ee_frame_id"] if p["action_space"] != "joint_position" else "")
+    (out / "metrics.json").write_text(json.dumps(m, indent=2, allow_nan=False))
+    return m

@@ -1,0 +1,152 @@
+"""Training examples from bags via the core's BagDataset (the live node's observation path).
+
+Each valid tick gives the core's `Observation` plus the teacher's commands over
+the horizon; images are kept as uint8 (exactly the bytes the core converted,
+checked on the first example) to fit many examples in memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from restac_ros.core.bag_dataset import TEACHER_TOPIC, BagDataset
+from restac_ros.core.images import to_model_range
+from restac_ros.core.observation import ObservationBuilder
+from restac_ros.model import norm_stats as norm
+from restac_ros.model.observation import IMAGE_KEYS, Observation
+from restac_ros.model.tokenizer import PromptTokenizer
+
+from . import bag_io
+
+
+@dataclasses.dataclass
+class TrainArrays:
+    images: dict[str, np.ndarray]  # uint8 [N, 224, 224, 3]
+    image_masks: dict[str, np.ndarray]  # bool [N]
+    state: np.ndarray  # float32 [N, A]
+    tokens: np.ndarray  # int32 [N, L]
+    token_mask: np.ndarray  # bool [N, L]
+    tactile: np.ndarray  # uint8 [N, 128, 160, 3]
+    tactile_mask: np.ndarray  # bool [N]
+    action_prev: np.ndarray  # float32 [N, A]
+    actions: np.ndarray  # float32 [N, H, A], normalised + padded teacher commands
+
+    @property
+    def n(self) -> int:
+        return int(self.state.shape[0])
+
+    def batch(self, idx: np.ndarray) -> tuple[Observation, np.ndarray]:
+        obs = Observation(
+            images={k: to_model_range(v[idx]) for k, v in self.images.items()},
+            image_masks={k: v[idx] for k, v in self.image_masks.items()},
+            state=self.state[idx],
+            tokenized_prompt=self.tokens[idx],
+            tokenized_prompt_mask=self.token_mask[idx],
+            tactile_image=to_model_range(self.tactile[idx]),
+            tactile_mask=self.tactile_mask[idx],
+            action_prev=self.action_prev[idx],
+        )
+        return obs, self.actions[idx]
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """Inverse of core.images.to_model_range for values it produced (checked by the caller)."""
+    return np.clip(np.rint((np.asarray(x, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def _check_lossless(x: np.ndarray, what: str) -> None:
+    back = to_model_range(to_uint8(x))
+    if not np.array_equal(back, np.asarray(x, np.float32)):
+        raise ValueError(f"{what}: core images are not exact uint8/255*2-1 values; "
+                         f"max difference {np.abs(back - x).max()}")
+
+
+def compute_stats(bags: Sequence[Path], joint_topic: str, names: Sequence[str],
+                  teacher_topic: str = TEACHER_TOPIC) -> dict[str, norm.NormStats]:
+    """openpi norm stats: "state" from the joint states, "actions" from the teacher commands."""
+    states, actions = [], []
+    for bag in bags:
+        states.append(bag_io.joint_series(bag, joint_topic, names)[1])
+        actions.append(bag_io.joint_series(bag, teacher_topic, names)[1])
+    return {"state": norm.compute_norm_stats(np.concatenate(states)),
+            "actions": norm.compute_norm_stats(np.concatenate(actions))}
+
+
+def extract(bags: Sequence[Path], builder: ObservationBuilder, rate_hz: float,
+            progress: bool = True, teacher_topic: str = TEACHER_TOPIC) -> TrainArrays:
+    """Every tick with an observation and a full horizon of teacher commands."""
+    spec = builder.spec
+    cols: dict[str, list] = {k: [] for k in ("state", "tokens", "token_mask", "tactile",
+                                             "tactile_mask", "action_prev", "actions")}
+    images: dict[str, list] = {k: [] for k in IMAGE_KEYS}
+    masks: dict[str, list] = {k: [] for k in IMAGE_KEYS}
+    checked = False
+    for bag in bags:
+        ds = BagDataset(bag, builder, rate_hz, teacher_topic=teacher_topic)
+        it = ds.valid_steps()
+        if progress:
+            it = tqdm(it, total=len(ds), desc=f"reading {Path(bag).name}", unit="obs",
+                      leave=False)
+        for step in it:
+            if not step.target_mask.all():
+                continue
+            obs = step.observation
+            if not checked:
+                for k in IMAGE_KEYS:
+                    _check_lossless(obs.images[k], f"camera {k}")
+                _check_lossless(obs.tactile_image, "tactile")
+                checked = True
+            for k in IMAGE_KEYS:
+                images[k].append(to_uint8(obs.images[k][0]))
+                masks[k].append(bool(obs.image_masks[k][0]))
+            cols["state"].append(obs.state[0])
+            cols["tokens"].append(obs.tokenized_prompt[0])
+            cols["token_mask"].append(obs.tokenized_prompt_mask[0])
+            cols["tactile"].append(to_uint8(obs.tactile_image[0]))
+            cols["tactile_mask"].append(bool(obs.tactile_mask[0]))
+            cols["action_prev"].append(obs.action_prev[0])
+            target = norm.normalize(step.targets, builder.stats["actions"],
+                                    use_quantiles=spec.use_quantile_norm)
+            padded = np.zeros((target.shape[0], spec.action_dim), np.float32)
+            padded[:, : target.shape[1]] = target
+            cols["actions"].append(padded)
+    if not cols["state"]:
+        raise ValueError(f"no training examples in {[str(b) for b in bags]} "
+                         "(no tick had a valid observation and a full horizon of commands)")
+    return TrainArrays(
+        images={k: np.stack(v) for k, v in images.items()},
+        image_masks={k: np.asarray(v, bool) for k, v in masks.items()},
+        state=np.stack(cols["state"]).astype(np.float32),
+        tokens=np.stack(cols["tokens"]).astype(np.int32),
+        token_mask=np.stack(cols["token_mask"]).astype(bool),
+        tactile=np.stack(cols["tactile"]),
+        tactile_mask=np.asarray(cols["tactile_mask"], bool),
+        action_prev=np.stack(cols["action_prev"]).astype(np.float32),
+        actions=np.stack(cols["actions"]).astype(np.float32),
+    )
+
+
+def train_tokenizer(prompts: Sequence[str], out: Path, vocab_size: int = 64) -> Path:
+    """A word-level sentencepiece model over the prompts (tiny corpus -> soft vocab limit)."""
+    import io
+
+    import sentencepiece as spm
+
+    texts = [p.strip() for p in prompts if p and p.strip()]
+    if not texts:
+        raise ValueError("no prompts to train the tokenizer on")
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts * 4), model_writer=model, model_type="word",
+        vocab_size=vocab_size, hard_vocab_limit=False, character_coverage=1.0,
+        bos_id=1, eos_id=2, unk_id=0, pad_id=-1, minloglevel=2)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(model.getvalue())
+    PromptTokenizer(out, 8)  # loads back, raises otherwise
+    return out

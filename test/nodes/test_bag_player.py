@@ -1,0 +1,89 @@
+"""bag_player: recorded timing (with a rate factor), /clock, raw CDR, exit when done."""
+
+from __future__ import annotations
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.serialization import serialize_message
+from rosbags.rosbag2 import Writer
+from rosbags.typesys import Stores, get_typestore
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import JointState
+from std_msgs.msg import String
+
+from restac_ros.nodes import conversions, qos
+from restac_ros.nodes.bag_player import message_class
+from test.ros_helpers import spin_until, start_python, stop_process
+
+T0_NS = 1_700_000_000_000_000_000
+PERIOD_NS = 50_000_000  # 20 Hz recorded
+COUNT = 20
+RATE = 2.0
+
+PLAYER = r"""
+import sys
+from restac_ros.nodes.bag_player import main
+sys.exit(main(["bag_player", "--ros-args", "-p", "bag_path:=" + sys.argv[1],
+               "-p", "rate:=%s", "-p", "start_delay_s:=1.5", "-p", "publish_clock:=true"]))
+"""
+
+
+def write_bag(path) -> None:
+    store = get_typestore(Stores.ROS2_KILTED)
+    with Writer(path, version=9) as writer:
+        joints = writer.add_connection(
+            "/joint_states", "sensor_msgs/msg/JointState", typestore=store
+        )
+        prompt = writer.add_connection("/restac/prompt", "std_msgs/msg/String", typestore=store)
+        writer.write(prompt, T0_NS, serialize_message(String(data="pick up the cube")))
+        for k in range(COUNT):
+            msg = JointState()
+            msg.header.stamp = conversions.ns_to_stamp(T0_NS + k * PERIOD_NS)
+            msg.name = ["joint1"]
+            msg.position = [float(k)]
+            writer.write(joints, T0_NS + k * PERIOD_NS, serialize_message(msg))
+
+
+def test_message_class_from_type_name():
+    assert message_class("sensor_msgs/msg/JointState") is JointState
+
+
+def test_plays_with_recorded_timing_and_clock(tmp_path, ros_context):
+    bag = tmp_path / "bag"
+    write_bag(bag)
+    node = rclpy.create_node("bag_listener", context=ros_context)
+    arrivals: list[tuple[int, float]] = []
+    clocks: list[int] = []
+    prompts: list[str] = []
+    node.create_subscription(
+        JointState,
+        "/joint_states",
+        lambda m: arrivals.append((int(m.position[0]), node.get_clock().now().nanoseconds / 1e9)),
+        qos.SENSOR,
+    )
+    node.create_subscription(
+        Clock, "/clock", lambda m: clocks.append(conversions.stamp_to_ns(m.clock)), qos.CLOCK
+    )
+    node.create_subscription(String, "/restac/prompt", lambda m: prompts.append(m.data), qos.PROMPT)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    player = start_python(PLAYER % RATE, str(bag))
+    try:
+        done = spin_until(executor, lambda: player.poll() is not None, timeout_s=60.0)
+        spin_until(executor, lambda: False, 0.3)
+    finally:
+        out, err = stop_process(player)
+        executor.shutdown(timeout_sec=2.0)
+        node.destroy_node()
+    assert done, f"bag_player did not exit by itself\n{err[-2000:]}"
+    assert player.returncode == 0, err[-2000:]
+    assert prompts == ["pick up the cube"]
+    indices = [i for i, _ in arrivals]
+    assert len(indices) >= COUNT - 2 and indices == sorted(indices), indices
+    # recorded 50 ms spacing at rate 2 -> 25 ms on the wall clock
+    times = dict(arrivals)
+    span = times[indices[-1]] - times[indices[0]]
+    expected = (indices[-1] - indices[0]) * PERIOD_NS / 1e9 / RATE
+    assert abs(span - expected) < 0.05 + 0.2 * expected, (span, expected)
+    assert clocks and min(clocks) >= T0_NS and max(clocks) == T0_NS + (COUNT - 1) * PERIOD_NS
+    assert clocks == sorted(clocks)

@@ -1,0 +1,181 @@
+"""chunk_executor over real DDS: continuity at chunk boundaries, limits, hold, guard."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from restac_ros.msg import ActionChunk
+from sensor_msgs.msg import JointState
+
+from restac_ros.nodes import conversions, qos
+from restac_ros.nodes.chunk_executor import ChunkExecutorNode
+from restac_ros.nodes.spin import SpinThread
+from test.ros_helpers import spin_until
+
+NAMES = ["joint1", "joint2", "gripper"]
+DT = 0.1
+RATE = 50.0
+
+
+class ExecutorHarness:
+    def __init__(self, context, **params) -> None:
+        merged = {
+            "control_rate_hz": RATE,
+            "crossfade_s": 0.2,
+            "max_chunk_age_s": 1.0,
+            "diagnostics_period_s": 0.2,
+            **params,
+        }
+        self.node = ChunkExecutorNode(
+            context=context, parameter_overrides=[Parameter(k, value=v) for k, v in merged.items()]
+        )
+        self.spinner = SpinThread(self.node, context).start()
+        self.client = rclpy.create_node("executor_test_client", context=context)
+        self.chunk_pub = self.client.create_publisher(
+            ActionChunk, "/restac/action_chunk", qos.OUTPUT
+        )
+        self.joint_pub = self.client.create_publisher(JointState, "/joint_states", qos.SENSOR)
+        self.commands: list[tuple[int, np.ndarray]] = []
+        self.diags: list[DiagnosticArray] = []
+        self.client.create_subscription(JointState, "/restac/command", self._on_cmd, qos.COMMAND)
+        self.client.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 10)
+        self.client.create_timer(0.02, self._publish_joints)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.client)
+        self.next_id = 0
+
+    def _on_cmd(self, msg: JointState) -> None:
+        assert list(msg.name) == NAMES
+        self.commands.append((conversions.stamp_to_ns(msg.header.stamp), np.array(msg.position)))
+
+    def _publish_joints(self) -> None:
+        msg = JointState()
+        msg.header.stamp = self.client.get_clock().now().to_msg()
+        msg.name = NAMES
+        msg.position = [0.0, 0.0, 0.5]
+        self.joint_pub.publish(msg)
+
+    def now_ns(self) -> int:
+        return self.client.get_clock().now().nanoseconds
+
+    def send(self, actions: np.ndarray, t0_ns: int, logvar: float = -5.0) -> None:
+        msg = conversions.action_chunk(
+            stamp_ns=t0_ns,
+            frame_id="",
+            chunk_id=self.next_id,
+            names=NAMES,
+            actions=actions,
+            dt_s=DT,
+            inference_ms=1.0,
+            logvar=logvar,
+            gate=0.5,
+        )
+        self.next_id += 1
+        self.chunk_pub.publish(msg)
+
+    def spin_for(self, seconds: float) -> None:
+        spin_until(self.executor, lambda: False, seconds)
+
+    def wait_matched(self) -> None:
+        ok = spin_until(
+            self.executor,
+            lambda: self.chunk_pub.get_subscription_count() > 0 and len(self.commands) == 0,
+            10.0,
+        )
+        assert ok
+        self.spin_for(0.3)  # joint states reach the executor (seed)
+
+    def diag_text(self) -> str:
+        for array in reversed(self.diags):
+            for s in array.status:
+                if s.name == "restac: chunk_executor":
+                    return s.message + " " + " ".join(f"{kv.key}={kv.value}" for kv in s.values)
+        return ""
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=2.0)
+        self.spinner.stop()
+        self.client.destroy_node()
+        self.node.destroy_node()
+
+
+@pytest.fixture()
+def make_harness(ros_context):
+    made = []
+
+    def make(**params):
+        made.append(ExecutorHarness(ros_context, **params))
+        return made[-1]
+
+    yield make
+    for h in made:
+        h.close()
+
+
+def ramp(start: np.ndarray, slope: np.ndarray, horizon: int = 20) -> np.ndarray:
+    return start[None, :] + slope[None, :] * (np.arange(horizon)[:, None] * DT)
+
+
+def test_continuous_across_chunk_boundaries(make_harness):
+    h = make_harness(max_velocity=[10.0, 10.0, 10.0])
+    h.wait_matched()
+    h.send(ramp(np.array([0.0, 0.0, 0.5]), np.array([0.2, -0.1, 0.0])), h.now_ns())
+    h.spin_for(0.6)
+    # the next chunk disagrees with the first by 0.15: the executor must blend, not jump
+    h.send(ramp(np.array([0.27, -0.06, 0.35]), np.array([0.2, -0.1, 0.0])), h.now_ns())
+    h.spin_for(0.8)
+    h.send(ramp(np.array([0.1, 0.1, 0.6]), np.array([0.0, 0.0, 0.0])), h.now_ns())
+    h.spin_for(0.8)
+    positions = np.array([p for _, p in h.commands])
+    assert len(positions) > 50, h.diag_text()
+    steps = np.abs(np.diff(positions, axis=0))
+    # crossfade of a 0.2 offset over 0.2 s (smoothstep slope <= 1.5/s) + chunk slope 0.2/s
+    assert steps.max() < 0.06, steps.max()
+    assert "chunks_accepted=3" in h.diag_text()
+
+
+def test_limits_respected(make_harness):
+    vmax = np.array([0.5, 0.5, 0.25])
+    h = make_harness(
+        position_min=[-0.2, -0.2, 0.0], position_max=[0.3, 0.3, 1.0], max_velocity=vmax.tolist()
+    )
+    h.wait_matched()
+    h.send(ramp(np.array([0.0, -0.5, 0.5]), np.array([2.0, -1.0, 3.0])), h.now_ns())
+    h.spin_for(1.5)
+    positions = np.array([p for _, p in h.commands])
+    assert len(positions) > 30
+    assert np.all(positions <= np.array([0.3, 0.3, 1.0]) + 1e-9)
+    assert np.all(positions >= np.array([-0.2, -0.2, 0.0]) - 1e-9)
+    steps = np.abs(np.diff(positions, axis=0))
+    assert np.all(steps <= vmax / RATE + 1e-9), steps.max(axis=0)
+
+
+def test_holds_on_stale_chunk_and_after_chunk_end(make_harness):
+    h = make_harness()
+    h.wait_matched()
+    h.send(ramp(np.array([1.0, 1.0, 1.0]), np.ones(3)), h.now_ns() - 5 * 10**9)  # 5 s old
+    h.spin_for(0.5)
+    assert "stale_chunk" in h.diag_text()
+    assert h.commands == []  # no chunk accepted yet: nothing to command
+    h.send(ramp(np.array([0.0, 0.0, 0.5]), np.array([0.1, 0.1, 0.0]), horizon=5), h.now_ns())
+    h.spin_for(1.2)  # the chunk covers 0.4 s; afterwards the executor holds its last command
+    positions = np.array([p for _, p in h.commands])
+    tail = positions[-20:]
+    assert np.allclose(tail, tail[-1]), tail
+    assert np.allclose(tail[-1], [0.04, 0.04, 0.5], atol=1e-6)  # last action, not extrapolated
+    assert "hold_chunk_end" in h.diag_text()
+
+
+def test_logvar_guard_holds(make_harness):
+    h = make_harness(logvar_guard=True, logvar_bound=0.0, guard_mode="hold")
+    h.wait_matched()
+    h.send(ramp(np.array([0.5, 0.5, 0.9]), np.ones(3)), h.now_ns(), logvar=1.0)
+    h.spin_for(0.6)
+    positions = np.array([p for _, p in h.commands])
+    assert len(positions) > 10
+    assert np.allclose(positions, [0.0, 0.0, 0.5])  # the seeded (measured) state
+    assert "hold_uncertain" in h.diag_text()
