@@ -171,6 +171,8 @@ def run_mode(mode: str, checkpoint: Path, seconds: float, work: Path) -> dict:
             executor.spin_once(timeout_sec=0.05)
         total, overhead = bench.overhead_ms()
         received = {s: int(bench.status.get(f"stream.{s}.received", 0)) for s in STREAMS}
+        node_p50 = float(bench.status.get("node_overhead_ms_p50", "nan"))
+        node_p99 = float(bench.status.get("node_overhead_ms_p99", "nan"))
         return dict(
             mode=mode,
             chunks=len(bench.chunks),
@@ -179,6 +181,8 @@ def run_mode(mode: str, checkpoint: Path, seconds: float, work: Path) -> dict:
             sent=dict(bench.sent),
             received=received,
             preprocess_ms=bench.status.get("preprocess_ms_mean", "nan"),
+            node_p50=node_p50,
+            node_p99=node_p99,
             inference_ms=float(np.mean([c.inference_ms for _, c in bench.chunks]))
             if bench.chunks
             else float("nan"),
@@ -194,9 +198,10 @@ def run_mode(mode: str, checkpoint: Path, seconds: float, work: Path) -> dict:
 
 def table(results: list[dict]) -> str:
     lines = [
-        "| tick_on | chunks | overhead p50 / p99 / max (ms) | preprocess mean (ms) "
-        "| model mean (ms) | dropped in node (cams / tactile / joints) |",
-        "|---|---|---|---|---|---|",
+        "| tick_on | chunks | overhead p50 / p99 / max (ms) | in-node tick->publish p50 / p99 "
+        "(ms) | preprocess mean (ms) | model mean (ms) | dropped in node (cams / tactile / "
+        "joints) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in results:
         o = r["overhead"]
@@ -211,7 +216,8 @@ def table(results: list[dict]) -> str:
             r["sent"][s] for s in ("base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb")
         )
         lines.append(
-            f"| {r['mode']} | {r['chunks']} | {pct} | {float(r['preprocess_ms']):.2f} "
+            f"| {r['mode']} | {r['chunks']} | {pct} | {r['node_p50']:.2f} / {r['node_p99']:.2f} "
+            f"| {float(r['preprocess_ms']):.2f} "
             f"| {r['inference_ms']:.1f} | {cams}/{sent_cams} / {drop['tactile']}/"
             f"{r['sent']['tactile']} / {drop['joints']}/{r['sent']['joints']} |"
         )
@@ -248,6 +254,7 @@ def main(argv=None) -> int:
     ap.add_argument("--write-results", action="store_true")
     args = ap.parse_args(argv)
     apply_loopback_env()
+    sys.setswitchinterval(0.0005)
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     work = Path(tempfile.mkdtemp(prefix="restac_ros_overhead_"))
     checkpoint = args.checkpoint or default_checkpoint(work)

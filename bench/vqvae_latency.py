@@ -1,9 +1,11 @@
 """VQ-VAE forward latency per observation (batch 1): PyTorch reference vs the JAX port.
 
-    python bench/vqvae_latency.py [--ch 128 --num-res-blocks 2] [--repeats 10] [--no-write]
+    python bench/vqvae_latency.py [--configs published,trainer] [--repeats 10] [--no-write]
 
-Uses the published shapes (ch 128, two residual blocks per level, 224x224
-Prophet views) with random weights; timing does not depend on weight values.
+Configurations: ``published`` (ch 128, two residual blocks per level, 224x224
+Prophet views) and ``trainer`` (the ``restac-train-vqvae`` defaults: ch 32,
+one block, 64x64 Prophet views), random weights (timing does not depend on
+weight values).
 Compile/warm-up calls are excluded.  Prints a table and, unless --no-write,
 replaces the section under HEADING in bench/RESULTS.md (other sections kept).
 """
@@ -46,10 +48,13 @@ def _time(fn, repeats: int) -> tuple[float, float]:
     return statistics.median(ms), min(ms)
 
 
-def run(args) -> list[tuple[str, str, float, float]]:
+CONFIGS = {"published": (128, 2, 224), "trainer": (32, 1, 64)}
+
+
+def run(name: str, args) -> list[tuple[str, str, str, float, float]]:
     torch.manual_seed(0)
-    hp = default_hparams(ch=args.ch, num_res_blocks=args.num_res_blocks, codebook_size=512,
-                         image_size=args.image_size)
+    ch, nrb, image_size = CONFIGS[name]
+    hp = default_hparams(ch=ch, num_res_blocks=nrb, codebook_size=512, image_size=image_size)
     model = ResidualVQVAE(hp).eval()
     rng = np.random.default_rng(0)
     t = rng.uniform(-1, 1, (1, 128, 160, 3)).astype(np.float32)
@@ -71,7 +76,7 @@ def run(args) -> list[tuple[str, str, float, float]]:
             return out
 
         med, best = _time(fwd, args.repeats)
-        rows.append((f"torch {torch.__version__.split('+')[0]}", dev, med, best))
+        rows.append((name, f"torch {torch.__version__.split('+')[0]}", dev, med, best))
     params, hp2 = load_jax_vqvae_from_state(model.cpu().state_dict(), hp)
     jfwd = jax.jit(vqvae_forward, static_argnums=1)
     jt, jv, ja = (jax.device_put(jnp.asarray(x)) for x in (t, v, a))
@@ -79,18 +84,23 @@ def run(args) -> list[tuple[str, str, float, float]]:
     jax.block_until_ready(jfwd(params, hp2, jt, jv, ja))
     compile_s = time.perf_counter() - t0
     med, best = _time(lambda: jax.block_until_ready(jfwd(params, hp2, jt, jv, ja)), args.repeats)
-    rows.append((f"jax {jax.__version__} (jit, compile {compile_s:.1f} s)",
+    rows.append((name, f"jax {jax.__version__} (jit, compile {compile_s:.1f} s)",
                  jax.default_backend(), med, best))
     return rows
 
 
 def table(rows, args) -> str:
-    lines = [f"Published shapes (ch {args.ch}, {args.num_res_blocks} res blocks/level, Prophet "
-             f"views {args.image_size}x{args.image_size}), batch 1, fp32, median of "
-             f"{args.repeats} after warm-up; torch threads {torch.get_num_threads()}, "
-             f"{os.cpu_count()} CPUs, {platform.machine()}.", "",
-             "| implementation | device | median ms | min ms |", "|---|---|---|---|"]
-    lines += [f"| {name} | {dev} | {med:.1f} | {best:.1f} |" for name, dev, med, best in rows]
+    names = dict.fromkeys(r[0] for r in rows)
+    cfg = "; ".join(f"{k}: ch {c}, {n} res block(s)/level, Prophet views {i}x{i}"
+                    for k, (c, n, i) in CONFIGS.items() if k in names)
+    lines = [f"`python bench/vqvae_latency.py --repeats {args.repeats}`. Batch 1, fp32, "
+             f"median and min of {args.repeats} calls after warm-up (compile excluded); torch "
+             f"threads {torch.get_num_threads()}, {os.cpu_count()} CPUs, {platform.machine()}, "
+             f"load average during the run {os.getloadavg()[0]:.1f} (shared machine: "
+             f"expect noise). Configs: {cfg}.", "",
+             "| config | implementation | device | median ms | min ms |", "|---|---|---|---|---|"]
+    lines += [f"| {c} | {name} | {dev} | {med:.1f} | {best:.1f} |"
+              for c, name, dev, med, best in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -107,9 +117,8 @@ def write_section(body: str, heading: str = HEADING, path: Path = RESULTS) -> No
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--ch", type=int, default=128)
-    ap.add_argument("--num-res-blocks", type=int, default=2)
-    ap.add_argument("--image-size", type=int, default=224)
+    ap.add_argument("--configs", default="published,trainer",
+                    help=f"comma-separated, from {sorted(CONFIGS)}")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--heading", default=HEADING)
@@ -117,7 +126,8 @@ def main() -> int:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    body = table(run(args), args)
+    rows = [row for name in args.configs.split(",") for row in run(name.strip(), args)]
+    body = table(rows, args)
     print(body)
     if not args.no_write:
         write_section(body, args.heading)

@@ -187,8 +187,9 @@ def train(bags: Sequence[str | Path], out: str | Path, tc: TrainConfig = TrainCo
 
     bags = [Path(b) for b in bags]
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"checkpoint directory {out} exists and is not empty")
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise FileExistsError(f"checkpoint directory {out} exists and is not empty "
+                              "(use --resume to continue its training)")
     p = params.load_params(params_path)
     wd = work_dir(out)
     data_id = hashlib.sha256("\n".join(str(b.resolve()) for b in bags).encode()).hexdigest()[:16]
@@ -249,6 +250,8 @@ def train(bags: Sequence[str | Path], out: str | Path, tc: TrainConfig = TrainCo
                      "bags": [b.name for b in bags],
                      "final_loss": float(np.mean(losses[-20:])) if losses else None},
     }
+    if out.exists():  # --resume of a finished run: replace its checkpoint
+        shutil.rmtree(out)
     save_policy_checkpoint(out, trainer.model(), cfg, stats, tok_path, policy_meta)
     log(f"wrote {out} (step {max(tc.steps, start)}, "
         f"loss {policy_meta['training']['final_loss']})")

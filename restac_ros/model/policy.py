@@ -11,6 +11,7 @@ Checkpoint layout (docs/ARCHITECTURE.md):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import pathlib
 import shutil
@@ -77,6 +78,11 @@ def load_policy_config(directory) -> Pi0ResTacConfig:
     return cfg
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _sample(graphdef, num_steps, state, obs, rng):
+    return nnx.merge(graphdef, state).sample_actions(rng, obs, num_steps=num_steps)
+
+
 def _to_numpy(tree):
     return jax.tree.map(np.asarray, jax.device_get(tree))
 
@@ -89,12 +95,7 @@ class RestacPolicy:
         self.tokenizer = tokenizer
         self.meta = dict(meta or {})
         self.num_steps = num_steps
-        graphdef, self._state = nnx.split(model)
-
-        def sample(state, obs, rng):
-            return nnx.merge(graphdef, state).sample_actions(rng, obs, num_steps=num_steps)
-
-        self._sample = jax.jit(sample)
+        self._graphdef, self._state = nnx.split(model)
 
     @classmethod
     def from_checkpoint(cls, directory, *, dtype: str | None = None, num_steps: int = 10):
@@ -116,15 +117,17 @@ class RestacPolicy:
             nnx.update(model.PaliGemma, jax.tree.map(lambda x: x.astype(jnp.bfloat16), pg))
         return cls(model, norm_stats=stats, tokenizer=tokenizer, meta=meta, num_steps=num_steps)
 
-    @property
-    def num_compiles(self) -> int:
-        """How many programs `infer` has compiled (one per input shape)."""
-        return self._sample._cache_size()
+    @staticmethod
+    def num_compiles() -> int:
+        """Programs compiled so far by `infer` (process-wide: policies with equal model
+        structure share them; one per structure and input shape)."""
+        return _sample._cache_size()
 
     def infer(self, obs: Observation, seed: int) -> PolicyResult:
         obs = jax.tree.map(jnp.asarray, obs)
         t0 = time.perf_counter()
-        actions, diag = self._sample(self._state, obs, jax.random.key(seed))
+        actions, diag = _sample(self._graphdef, self.num_steps, self._state, obs,
+                                jax.random.key(seed))
         actions = jax.block_until_ready(actions)
         ms = (time.perf_counter() - t0) * 1e3
         return PolicyResult(np.asarray(actions), TactileDiagnostics(*_to_numpy(tuple(diag))), ms)

@@ -21,7 +21,7 @@ from rclpy.parameter import Parameter
 
 from restac_ros.nodes import launch_description as ld
 from restac_ros.nodes.bag_player import BagPlayerNode
-from restac_ros.nodes.spin import SpinThread, install_stop_signals
+from restac_ros.nodes.spin import SpinThread, install_stop_signals, tune_process
 from restac_ros.paths import config_path
 
 
@@ -91,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     specs = specs_from_args(args)
     stop = threading.Event()
+    tune_process()
     rclpy.init(signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
     install_stop_signals(stop)
     nodes: list[Node] = []

@@ -110,7 +110,12 @@ class ChunkExecutorNode(Node):
             JointState, self.p["joint_states_topic"], self._on_joints, qos.SENSOR
         )
         self.create_timer(1.0 / self.p["control_rate_hz"], self._on_tick)
-        self.create_timer(self.p["diagnostics_period_s"], self._publish_diagnostics)
+        # /diagnostics on the steady clock: it must flow before /clock starts (use_sim_time)
+        self.create_timer(
+            self.p["diagnostics_period_s"],
+            self._publish_diagnostics,
+            clock=diagnostics.steady_clock(),
+        )
 
     def _make_publishers(self) -> None:
         kind = self.p["command_type"]

@@ -8,6 +8,7 @@ import time
 from collections.abc import Mapping
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.clock import Clock, ClockType
 
 from restac_ros.nodes.conversions import ns_to_stamp
 
@@ -15,6 +16,11 @@ OK = DiagnosticStatus.OK
 WARN = DiagnosticStatus.WARN
 ERROR = DiagnosticStatus.ERROR
 STALE = DiagnosticStatus.STALE
+
+
+def steady_clock() -> Clock:
+    """Clock for /diagnostics timers: runs even when use_sim_time waits for /clock."""
+    return Clock(clock_type=ClockType.STEADY_TIME)
 
 
 def status(

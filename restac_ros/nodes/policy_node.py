@@ -50,7 +50,12 @@ class PolicyNode(LifecycleNode):
         self._diag_pub = self.create_publisher(
             diagnostics.DiagnosticArray, self.p["diagnostics_topic"], qos.DIAGNOSTICS
         )
-        self.create_timer(self.p["diagnostics_period_s"], self._publish_diagnostics)
+        # /diagnostics on the steady clock: it must flow before /clock starts (use_sim_time)
+        self.create_timer(
+            self.p["diagnostics_period_s"],
+            self._publish_diagnostics,
+            clock=diagnostics.steady_clock(),
+        )
 
     # -- lifecycle -----------------------------------------------------------
     @property
@@ -206,14 +211,16 @@ class PolicyNode(LifecycleNode):
             self.status.skipped_busy()
             return
         self._last_tick_ns = now_ns
+        tick = time.perf_counter()
         try:
             sample = self.builder.sample_from_buffers(self.buffers, now_ns, self._prompt)
         except InvalidObservation as exc:
             self.status.reject(exc.reason.value, exc.message)
             return
-        self.worker.submit(sample)
+        self.worker.submit((sample, tick))
 
-    def _infer(self, sample) -> None:
+    def _infer(self, job) -> None:
+        sample, tick = job
         t0 = time.perf_counter()
         try:
             obs = self.builder.build(sample)
@@ -242,7 +249,10 @@ class PolicyNode(LifecycleNode):
             return
         self.outputs.publish(chunk)
         self._next_chunk_id += 1
-        self.status.published(result.inference_ms, build_ms, result.logvar, result.gate)
+        overhead_ms = (time.perf_counter() - tick) * 1e3 - result.inference_ms
+        self.status.published(
+            result.inference_ms, build_ms, overhead_ms, result.logvar, result.gate
+        )
 
     def _on_worker_error(self, exc: BaseException) -> None:
         self.status.reject("inference_error", f"{type(exc).__name__}: {exc}")
@@ -268,18 +278,26 @@ class PolicyNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> int:
+    made: list[PolicyNode] = []
+
     def make():
-        node = PolicyNode()
-        return [node]
+        made.append(PolicyNode())
+        return made
 
     def start(nodes) -> None:
-        # Standalone: configure and activate (under launch, the launch file drives it).
+        # Standalone: configure and activate (launch files and bringup drive it instead).
         node = nodes[0]
-        if node.p["autostart"]:
-            node.trigger_configure()
+        if node.p["autostart"] and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             node.trigger_activate()
 
-    return run_nodes(make, args=sys.argv if args is None else args, after_start=start)
+    def stop() -> None:
+        # stop the inference worker before the node is destroyed
+        for node in made:
+            if node.lifecycle_state == "active":
+                node.trigger_deactivate()
+            node.trigger_shutdown()
+
+    return run_nodes(make, args=sys.argv if args is None else args, after_start=start, on_stop=stop)
 
 
 if __name__ == "__main__":

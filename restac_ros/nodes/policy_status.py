@@ -26,6 +26,7 @@ class PolicyStatus:
         self._busy_skips = 0
         self._infer_ms: collections.deque[float] = collections.deque(maxlen=100)
         self._build_ms: collections.deque[float] = collections.deque(maxlen=100)
+        self._overhead_ms: collections.deque[float] = collections.deque(maxlen=100)
         self._logvar = float("nan")
         self._gate = float("nan")
         self._last_reason = ""
@@ -61,12 +62,16 @@ class PolicyStatus:
         with self._lock:
             self._busy_skips += 1
 
-    def published(self, inference_ms: float, build_ms: float, logvar: float, gate: float) -> None:
+    def published(
+        self, inference_ms: float, build_ms: float, overhead_ms: float, logvar: float, gate: float
+    ) -> None:
+        """overhead_ms: tick -> outputs published, minus the model's inference time."""
         self._chunk_rate.tick()
         with self._lock:
             self._chunks += 1
             self._infer_ms.append(inference_ms)
             self._build_ms.append(build_ms)
+            self._overhead_ms.append(overhead_ms)
             self._logvar, self._gate = logvar, gate
             self._last_reason = ""
 
@@ -87,6 +92,7 @@ class PolicyStatus:
         with self._lock:
             infer = np.array(self._infer_ms) if self._infer_ms else np.array([np.nan])
             build = np.array(self._build_ms) if self._build_ms else np.array([np.nan])
+            over = np.array(self._overhead_ms) if self._overhead_ms else np.array([np.nan])
             values: dict[str, object] = {
                 "lifecycle": self.lifecycle,
                 "model": self._model,
@@ -96,6 +102,8 @@ class PolicyStatus:
                 "inference_ms_last": float(infer[-1]),
                 "inference_ms_mean": float(np.mean(infer)),
                 "preprocess_ms_mean": float(np.mean(build)),
+                "node_overhead_ms_p50": float(np.percentile(over, 50)),
+                "node_overhead_ms_p99": float(np.percentile(over, 99)),
                 "logvar": self._logvar,
                 "gate": self._gate,
                 "ticks_skipped_busy": self._busy_skips,

@@ -35,6 +35,8 @@ from restac_ros.tactile.jax_layers import (
     swish,
 )
 
+# Prophet view order, as openpi camera slots.
+VIEW_ORDER = ("base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb")
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
@@ -86,6 +88,14 @@ def load_jax_vqvae(ckpt_path: str | os.PathLike) -> tuple[dict[str, jax.Array], 
 
     state, hp, _ = read_checkpoint(ckpt_path)
     return load_jax_vqvae_from_state(state, hp, os.fspath(ckpt_path))
+
+
+def stack_views(images: Mapping[str, jax.Array]) -> jax.Array:
+    """{slot: [B, 224, 224, 3]} -> visual3 [B, 3, 224, 224, 3] in ``VIEW_ORDER``."""
+    missing = [k for k in VIEW_ORDER if k not in images]
+    if missing:
+        raise KeyError(f"stack_views: missing camera slots {missing} (need {list(VIEW_ORDER)})")
+    return jnp.stack([images[k] for k in VIEW_ORDER], axis=1)
 
 
 def _prophet(p, hp: VQVAEHParams, visual3, action_prev):

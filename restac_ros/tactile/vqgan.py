@@ -1,4 +1,4 @@
-"""VQGAN (taming-transformers) style convolutional encoder and decoder in PyTorch.
+"""VQGAN (taming-transformers) style convolutional encoder in PyTorch.
 
 Parameter names follow taming's ``Encoder``/``Decoder`` (``conv_in``,
 ``down.{i}.block.{j}``, ``down.{i}.attn.{j}``, ``down.{i}.downsample.conv``,
@@ -6,7 +6,6 @@ Parameter names follow taming's ``Encoder``/``Decoder`` (``conv_in``,
 Numerics: GroupNorm(32, eps 1e-6), swish, attention wherever the *nominal
 square* ``resolution`` (halved per level) is in ``attn_resolutions``, and the
 stride-2 downsampling conv runs after padding right/bottom by one.
-The decoder is used only by the trainer (reconstruction loss).
 """
 
 from __future__ import annotations
@@ -74,15 +73,6 @@ class Downsample(nn.Module):
         return self.conv(F.pad(x, (0, 1, 0, 1), mode="constant", value=0.0))
 
 
-class Upsample(nn.Module):
-    def __init__(self, c: int):
-        super().__init__()
-        self.conv = nn.Conv2d(c, c, 3, 1, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
-
-
 def attn_levels(dd: DDConfig) -> list[bool]:
     """Per encoder level: whether its blocks carry attention (from the nominal resolution)."""
     res, out = dd.resolution, []
@@ -131,46 +121,4 @@ class Encoder(nn.Module):
             if lvl != self.num_down:
                 h = level.downsample(h)
         h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
-        return self.conv_out(swish(self.norm_out(h)))
-
-
-class Decoder(nn.Module):
-    """Mirror of the encoder (training only): z [B, z, h, w] -> image [B, out_ch, 128, 160]."""
-
-    def __init__(self, dd: DDConfig):
-        super().__init__()
-        cin = dd.ch * dd.ch_mult[-1]
-        self.conv_in = nn.Conv2d(dd.z_channels, cin, 3, 1, 1)
-        self.mid = nn.Module()
-        self.mid.block_1 = ResnetBlock(cin, cin, dd.dropout)
-        self.mid.attn_1 = AttnBlock(cin)
-        self.mid.block_2 = ResnetBlock(cin, cin, dd.dropout)
-        use_attn = attn_levels(dd)
-        self.up = nn.ModuleList()
-        for lvl in reversed(range(len(dd.ch_mult))):
-            level = nn.Module()
-            cout = dd.ch * dd.ch_mult[lvl]
-            blocks, attns = nn.ModuleList(), nn.ModuleList()
-            for _ in range(dd.num_res_blocks + 1):
-                blocks.append(ResnetBlock(cin, cout, dd.dropout))
-                cin = cout
-                if use_attn[lvl]:
-                    attns.append(AttnBlock(cout))
-            level.block, level.attn = blocks, attns
-            if lvl != 0:
-                level.upsample = Upsample(cout)
-            self.up.insert(0, level)
-        self.norm_out = group_norm(cin)
-        self.conv_out = nn.Conv2d(cin, dd.out_ch, 3, 1, 1)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(self.conv_in(z))))
-        for lvl in reversed(range(len(self.up))):
-            level = self.up[lvl]
-            for j, block in enumerate(level.block):
-                h = block(h)
-                if len(level.attn) > 0:
-                    h = level.attn[j](h)
-            if lvl != 0:
-                h = level.upsample(h)
         return self.conv_out(swish(self.norm_out(h)))

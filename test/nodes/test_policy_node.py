@@ -44,3 +44,33 @@ def test_streams_in_chunks_out(harness):
     assert diag.mode == "placeholder" and diag.tactile_valid
     assert diag.sigma == pytest.approx(np.exp(diag.logvar / 2), rel=1e-5)
     assert h.spin_until(lambda: h.diagnostics_mention("publishing chunks"), timeout_s=5.0)
+
+
+def test_ee_action_space_publishes_path(ros_context, tiny_checkpoint):
+    from nav_msgs.msg import Path
+
+    from restac_ros.core.action_space import EE_POSE_RPY_NAMES
+    from restac_ros.nodes import qos
+
+    h = PolicyHarness(ros_context, tiny_checkpoint, action_space="ee_pose_rpy")
+    paths: list[Path] = []
+    h.listener.create_subscription(Path, "/restac/ee_path", paths.append, qos.OUTPUT)
+    try:
+        assert h.spin_until(lambda: h.chunks and paths, timeout_s=60.0), h.status_text()
+        assert tuple(h.chunks[-1].names) == EE_POSE_RPY_NAMES
+        assert h.chunks[-1].header.frame_id == "base_link"
+        assert len(paths[-1].poses) == HORIZON and paths[-1].header.frame_id == "base_link"
+        assert h.trajectories == []
+    finally:
+        h.close()
+
+
+def test_configure_failure_is_reported_and_node_stays_up(ros_context, tmp_path):
+    h = PolicyHarness(ros_context, tmp_path / "no_such_checkpoint")
+    try:
+        assert not h.configured
+        assert h.spin_until(lambda: h.diagnostics_mention("configure failed"), timeout_s=10.0)
+        assert h.policy_status().level == b"\x02"  # ERROR
+        assert h.node.lifecycle_state == "unconfigured"
+    finally:
+        h.close()

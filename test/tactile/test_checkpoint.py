@@ -138,3 +138,17 @@ def test_not_a_torch_file(tmp_path):
     path = tmp_path / "text.ckpt"
     path.write_text("hello")
     _expect(path, "not a readable torch checkpoint")
+
+
+def test_attention_placed_from_nominal_resolution():
+    hp = default_hparams(ch=32, codebook_size=4, num_res_blocks=1)
+    assert hp.dd.resolution == 128  # 128 -> 64 -> 32 -> 16: attention on the last level
+    keys = expected_shapes(hp)
+    assert "obs_encoder.down.3.attn.0.q.weight" in keys
+    assert not any(k.startswith(("obs_encoder.down.0.attn", "obs_encoder.down.2.attn"))
+                   for k in keys)
+    from dataclasses import replace
+
+    hp256 = replace(hp, dd=replace(hp.dd, resolution=256))  # nominal 256: 32 at level 3
+    assert not any(".attn." in k and "down" in k for k in expected_shapes(hp256))
+    assert "obs_encoder.mid.attn_1.q.weight" in expected_shapes(hp256)

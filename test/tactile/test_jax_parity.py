@@ -90,3 +90,14 @@ def test_saved_then_loaded_jax_matches(tmp_path):
     assert "prophet_encoder.view_encoders.0.bn1.running_mean" in params
     assert not any(k.endswith("num_batches_tracked") for k in params)
     _compare(model, params, hp2, batch=1, seed=5)
+
+
+def test_stack_views_order():
+    from restac_ros.tactile.jax_port import VIEW_ORDER, stack_views
+
+    imgs = {k: jnp.full((2, 224, 224, 3), float(i)) for i, k in enumerate(reversed(VIEW_ORDER))}
+    v = stack_views(imgs)
+    assert v.shape == (2, 3, 224, 224, 3)
+    assert [float(v[0, i, 0, 0, 0]) for i in range(3)] == [2.0, 1.0, 0.0]
+    with pytest.raises(KeyError, match="left_wrist_0_rgb"):
+        stack_views({"base_0_rgb": imgs["base_0_rgb"]})

@@ -16,7 +16,8 @@ from .synth_bag import write_episode
 def test_train_cli_writes_published_ckpt(tmp_path, capsys):
     bag = write_episode(tmp_path / "ep", duration=1.5, seed=5)
     out = tmp_path / "model.ckpt"
-    rc = main(["--bag", str(bag), "--out", str(out), "--steps", "3", "--batch-size", "4",
+    rc = main(["--bag", str(bag), "--out", str(out), "--steps", "3", "--event-steps", "4",
+               "--batch-size", "4", "--event-batch-size", "8",
                "--codebook-size", "8", "--prophet-image-size", "32", "--device", "cpu",
                "--no-progress", "--threads", "1"])
     assert rc == 0

@@ -1,0 +1,136 @@
+"""The demo's embedded policy: trained once with restac-train-policy on sample episodes, cached.
+
+`ensure_demo_checkpoint()` returns a checkpoint directory (the layout of
+docs/ARCHITECTURE.md). It is retrained only when its key changes: a hash of the
+training config, the episode seeds/length, the package version and the source
+of every module the training touches (eval, core, model, sample_bag) and
+config/policy.yaml. `python -m restac_ros.eval.demo_checkpoint` builds it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import json
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import train_policy
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_CACHE_DIR = ".cache/demo_policy"
+KEY_FILE = "demo_cache.json"
+TRAIN_SEEDS = (1, 2, 3, 4)  # held-out evaluation episodes use other seeds (e.g. 100+)
+EPISODE_SECONDS = 20.0
+DEMO_TRAIN = train_policy.TrainConfig()
+_PKG = Path(__file__).resolve().parents[1]
+_SOURCE_DIRS = ("eval", "core", "model", "sample_bag")
+
+
+def code_version() -> str:
+    """Package version + hash of the sources the demo checkpoint depends on."""
+    from restac_ros.eval.params import default_params_path
+
+    h = hashlib.sha256()
+    xml = _PKG.parent / "package.xml"
+    if xml.is_file():
+        h.update(xml.read_bytes())
+    for d in _SOURCE_DIRS:
+        for f in sorted((_PKG / d).glob("*.py")):
+            h.update(f"{d}/{f.name}".encode())
+            h.update(f.read_bytes())
+    h.update(default_params_path().read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cache_key(tc: train_policy.TrainConfig = DEMO_TRAIN, seeds=TRAIN_SEEDS,
+              seconds: float = EPISODE_SECONDS) -> dict:
+    cfg = {"train": dataclasses.asdict(tc), "seeds": list(seeds), "seconds": seconds}
+    digest = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
+    return {"config": digest, "code": code_version()}
+
+
+def is_current(ckpt: Path, key: dict) -> bool:
+    f = ckpt / KEY_FILE
+    if not (f.is_file() and (ckpt / "restac_config.json").is_file()):
+        return False
+    try:
+        return json.loads(f.read_text()).get("key") == key
+    except ValueError:
+        return False
+
+
+def make_episodes(out_dir: Path, seeds=TRAIN_SEEDS, seconds: float = EPISODE_SECONDS,
+                  storage: str = "mcap") -> list[Path]:
+    """Write one sample episode per seed (restac-make-sample-bag) into out_dir."""
+    from restac_ros.sample_bag.writer import write_sample_bag
+
+    paths = []
+    for seed in seeds:
+        path = out_dir / f"episode_{seed:03d}"
+        if not (path / "metadata.yaml").is_file():
+            if path.exists():
+                shutil.rmtree(path)
+            write_sample_bag(path, storage=storage, seconds=seconds, seed=seed)
+        paths.append(path)
+    return paths
+
+
+def ensure_demo_checkpoint(cache_dir: str | Path = DEFAULT_CACHE_DIR, *, progress: bool = True,
+                           tc: train_policy.TrainConfig = DEMO_TRAIN, seeds=TRAIN_SEEDS,
+                           seconds: float = EPISODE_SECONDS, log=print) -> Path:
+    """The cached demo checkpoint; generates episodes and trains when missing or stale."""
+    ckpt = Path(cache_dir).expanduser().absolute()
+    key = cache_key(tc, seeds, seconds)
+    if is_current(ckpt, key):
+        return ckpt
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    with open(ckpt.parent / f".{ckpt.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one trainer at a time; others wait, then reuse
+        if is_current(ckpt, key):
+            return ckpt
+        log(f"training the demo policy into {ckpt} (key {key}); this runs once")
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="restac_demo_", dir=ckpt.parent) as tmp:
+            tmp = Path(tmp)
+            bags = make_episodes(tmp / "episodes", seeds, seconds)
+            new = tmp / "checkpoint"
+            train_policy.train(bags, new, tc, progress=progress, log=log)
+            (new / KEY_FILE).write_text(json.dumps(
+                {"key": key, "seeds": list(seeds), "seconds": seconds,
+                 "train_seconds": time.perf_counter() - t0}, indent=2))
+            if ckpt.exists():
+                shutil.rmtree(ckpt)
+            shutil.move(str(new), ckpt)
+        log(f"demo policy ready in {time.perf_counter() - t0:.0f} s: {ckpt}")
+    return ckpt
+
+
+def enable_compile_cache(path: str | Path = ".cache/jax") -> None:
+    """Persist XLA compilations across runs (compiling the small model costs ~1 min on CPU)."""
+    import jax
+
+    Path(path).mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(Path(path).absolute()))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Build (once) the demo policy checkpoint.")
+    ap.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR)
+    args = ap.parse_args(argv)
+    enable_compile_cache()
+    print(ensure_demo_checkpoint(args.cache_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
