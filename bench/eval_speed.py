@@ -60,7 +60,8 @@ def main() -> int:
     p = params.load_params()
     policy = RestacPolicy.from_checkpoint(ckpt, num_steps=int(p["num_steps"]))
     c = policy.config
-    model = f"{c.paligemma_variant}/{c.action_expert_variant}/{c.vision_variant}, H={c.action_horizon}"
+    model = (f"{c.paligemma_variant}/{c.action_expert_variant}/{c.vision_variant}, "
+             f"H={c.action_horizon}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         bag = write_sample_bag(Path(tmp) / "bench_episode", storage="mcap",

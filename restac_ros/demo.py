@@ -33,7 +33,12 @@ def parse_args(argv) -> argparse.Namespace:
     ap.add_argument("--seconds", type=float, default=20.0, help="sample bag length")
     ap.add_argument("--rate", type=float, default=1.0, help="bag playback rate")
     ap.add_argument("--params", type=Path, default=None, help="default: config/policy.yaml")
-    ap.add_argument("--timeout", type=float, default=300.0, help="give up after (s)")
+    ap.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        help="give up after (s, once the checkpoint is ready)",
+    )
     return ap.parse_args(argv)
 
 
@@ -141,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         start_node("policy_node", params, work / "policy_node.log"),
         start_node("chunk_executor", params, work / "chunk_executor.log"),
     ]
-    deadline = t_start + args.timeout
+    deadline = time.monotonic() + args.timeout  # training (first run only) not counted
     try:
         print("waiting for policy_node to load and compile the policy ...", flush=True)
         while monitor.value("restac: policy_node", "lifecycle") != "active":

@@ -64,8 +64,8 @@ def contact_intervals(path: Path) -> list[tuple[int, int]]:
 def _messages(reader: AnyReader, path: Path, topic: str, msgtype: str):
     conns = [c for c in reader.connections if c.topic == topic]
     if not conns:
-        raise BagTopicMissing(
-            f"{path}: missing topic {topic!r}; bag has {sorted({c.topic for c in reader.connections})}")
+        have = sorted({c.topic for c in reader.connections})
+        raise BagTopicMissing(f"{path}: missing topics [{topic!r}]; bag has {have}")
     if conns[0].msgtype != msgtype:
         raise BagTypeMismatch(f"{path}: topic {topic!r} has type {conns[0].msgtype!r}, "
                               f"expected {msgtype!r}")

@@ -59,7 +59,8 @@ def action_space(p: dict, horizon: int) -> ActionSpace:
     return make_action_space(p["action_space"], p["joint_names"], float(p["action_dt_s"]), horizon)
 
 
-def observation_spec(p: dict, horizon: int, action_dim: int, quantile_norm: bool) -> ObservationSpec:
+def observation_spec(p: dict, horizon: int, action_dim: int,
+                     quantile_norm: bool) -> ObservationSpec:
     """ObservationSpec whose stream names are the bag's topic names."""
     return ObservationSpec(
         camera_streams=dict(zip(p["camera_slots"], p["camera_topics"], strict=True)),

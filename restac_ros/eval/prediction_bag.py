@@ -36,7 +36,8 @@ def msg_dir() -> Path:
     for c in candidates:
         if all((c / f"{n}.msg").is_file() for n in MSG_NAMES):
             return c
-    raise FileNotFoundError(f"restac_ros .msg definitions not found in {[str(c) for c in candidates]}")
+    raise FileNotFoundError(
+        f"restac_ros .msg definitions not found in {[str(c) for c in candidates]}")
 
 
 def make_typestore():

@@ -39,15 +39,16 @@ VARIANTS = {
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 300
+    steps: int = 1200
     batch_size: int = 8
-    lr: float = 1e-3
-    warmup_steps: int = 20
+    lr: float = 3e-3
+    warmup_steps: int = 30
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
+    ema_decay: float = 0.99
     seed: int = 0
-    rate_hz: float = 5.0  # observation rate when reading the bags
-    save_every: int = 100
+    rate_hz: float = 10.0  # observation rate when reading the bags
+    save_every: int = 200
     variant: str = "small"
     horizon: int = 15
     max_token_len: int = 16
@@ -94,46 +95,57 @@ class _Trainer:
                               optax.adamw(sched, weight_decay=tc.weight_decay))
         self.opt_state = jax.tree.map(lambda x: jnp.array(x, dtype=x.dtype),
                                       self.tx.init(params))
-        graphdef, rest, tx = self.graphdef, self.rest, self.tx
+        # Exponential moving average of the weights (as openpi); the checkpoint stores it.
+        self.ema = jax.tree.map(jnp.array, params)
+        graphdef, rest, tx, decay = self.graphdef, self.rest, self.tx, tc.ema_decay
 
         def loss_fn(p, rng, obs, actions):
             m = nnx.merge(graphdef, p, rest)
             return jnp.mean(m.compute_loss(rng, obs, actions))
 
-        def step(p, opt_state, rng, obs, actions):
+        def step(p, opt_state, ema, step_i, rng, obs, actions):
             loss, grads = jax.value_and_grad(loss_fn)(p, rng, obs, actions)
             updates, opt_state = tx.update(grads, opt_state, p)
-            return optax.apply_updates(p, updates), opt_state, loss
+            p = optax.apply_updates(p, updates)
+            d = jnp.minimum(decay, (1.0 + step_i) / (10.0 + step_i))
+            ema = jax.tree.map(lambda e, x: d * e + (1.0 - d) * x, ema, p)
+            return p, opt_state, ema, loss
 
-        self._step = jax.jit(step, donate_argnums=(0, 1))
+        self._step = jax.jit(step, donate_argnums=(0, 1, 2))
 
-    def step(self, rng, obs, actions) -> float:
-        self.params, self.opt_state, loss = self._step(self.params, self.opt_state, rng, obs,
-                                                       actions)
+    def step(self, step_i: int, rng, obs, actions) -> float:
+        import jax.numpy as jnp
+
+        self.params, self.opt_state, self.ema, loss = self._step(
+            self.params, self.opt_state, self.ema, jnp.float32(step_i), rng, obs, actions)
         return float(loss)
 
     def model(self):
+        """The model with the EMA weights."""
         import flax.nnx as nnx
 
-        return nnx.merge(self.graphdef, self.params, self.rest)
+        return nnx.merge(self.graphdef, self.ema, self.rest)
 
     # -- training-state files ------------------------------------------------
+    def _tree(self):
+        return (self.params, self.opt_state, self.ema)
+
     def leaves(self):
         import jax
 
-        return [np.asarray(x) for x in jax.tree.leaves((self.params, self.opt_state))]
+        return [np.asarray(x) for x in jax.tree.leaves(self._tree())]
 
     def load_leaves(self, leaves: list[np.ndarray]) -> None:
         import jax
 
-        treedef = jax.tree.structure((self.params, self.opt_state))
-        old = jax.tree.leaves((self.params, self.opt_state))
+        treedef = jax.tree.structure(self._tree())
+        old = jax.tree.leaves(self._tree())
         if len(leaves) != len(old):
             raise ValueError(f"training state has {len(leaves)} arrays, model needs {len(old)}")
         for i, (a, b) in enumerate(zip(leaves, old, strict=True)):
             if tuple(a.shape) != tuple(np.shape(b)):
                 raise ValueError(f"training state array {i}: shape {a.shape} vs {np.shape(b)}")
-        self.params, self.opt_state = jax.tree.unflatten(
+        self.params, self.opt_state, self.ema = jax.tree.unflatten(
             treedef, [jax.numpy.asarray(x, dtype=np.asarray(b).dtype)
                       for x, b in zip(leaves, old, strict=True)])
 
@@ -229,7 +241,7 @@ def train(bags: Sequence[str | Path], out: str | Path, tc: TrainConfig = TrainCo
         for step in bar:
             idx = np.random.default_rng([tc.seed, step]).integers(0, data.n, tc.batch_size)
             obs, actions = data.batch(idx)
-            loss = trainer.step(jax.random.fold_in(base, step), obs, actions)
+            loss = trainer.step(step, jax.random.fold_in(base, step), obs, actions)
             if not np.isfinite(loss):
                 raise FloatingPointError(f"training loss became {loss} at step {step}")
             losses.append(loss)

@@ -179,11 +179,16 @@ class Gemma(nnx.Module):
             k = jnp.concatenate([cache[0], k], axis=1)
             v = jnp.concatenate([cache[1], v], axis=1)
         b, t, nh, hd = q.shape
-        q = q.reshape(b, t, c0.num_kv_heads, nh // c0.num_kv_heads, hd)
-        logits = jnp.einsum("BTKGH,BSKH->BKGTS", q, k, preferred_element_type=jnp.float32)
-        logits = jnp.where(mask[:, None, None, :, :], logits, _NEG_INF)
-        probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
-        enc = jnp.einsum("BKGTS,BSKH->BTKGH", probs, v).reshape(b, t, nh, hd)
+        kh, g, s = c0.num_kv_heads, nh // c0.num_kv_heads, k.shape[1]
+        # Multi-query attention as [B,K] batched matmuls over the G*T query rows (a layout
+        # CPU and GPU dot kernels handle well).
+        q = q.reshape(b, t, kh, g, hd).transpose(0, 2, 3, 1, 4).reshape(b, kh, g * t, hd)
+        kt, vt = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
+        logits = jnp.einsum("BKQH,BKSH->BKQS", q, kt, preferred_element_type=jnp.float32)
+        logits = jnp.where(mask[:, None, None, :, :], logits.reshape(b, kh, g, t, s), _NEG_INF)
+        probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype).reshape(b, kh, g * t, s)
+        enc = jnp.einsum("BKQS,BKSH->BKQH", probs, vt).reshape(b, kh, g, t, hd)
+        enc = enc.transpose(0, 3, 1, 2, 4).reshape(b, t, nh, hd)
         out, start = [], 0
         for i, x in enumerate(xs):
             if x is None:

@@ -30,8 +30,8 @@ VARIANTS: dict[str, SiglipConfig] = {
     "So400m/14": SiglipConfig(1152, 27, 4304, 16, 14),
     # CPU-test tower: 224/16 -> 14x14 = 196 tokens per camera.
     "tiny": SiglipConfig(64, 2, 128, 2, 16),
-    # Even cheaper for training tests: 224/32 -> 49 tokens per camera.
-    "micro": SiglipConfig(32, 1, 64, 2, 32),
+    # Training tests: 224/56 -> 4x4 = 16 tokens per camera.
+    "micro": SiglipConfig(32, 1, 64, 2, 56),
 }
 
 

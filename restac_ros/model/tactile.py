@@ -109,9 +109,9 @@ class Gate(nnx.Module):
         if kind == "learnable":
             self.linear = nnx.Linear(1, 1, **kw)
             return
-        self.logvar_center = nnx.Param(jnp.full((1,), -9.5))
-        self.sensitivity = nnx.Param(jnp.full((1,), 5.0))
-        self.output_scale = nnx.Param(jnp.full((1,), 0.01))
+        self.logvar_center = nnx.Param(jnp.full((1,), -9.5, jnp.float32))
+        self.sensitivity = nnx.Param(jnp.full((1,), 5.0, jnp.float32))
+        self.output_scale = nnx.Param(jnp.full((1,), 0.01, jnp.float32))
         if kind == "factorized":
             self.content_proj = nnx.Linear(feature_dim, 1, **kw)
 

@@ -24,10 +24,16 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from rosbags.rosbag2 import ReaderError
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from restac_ros.tactile.bag_frames import BagFrames, concat_frames, read_bag_frames
+from restac_ros.tactile.bag_frames import (
+    BagFrames,
+    BagFramesError,
+    concat_frames,
+    read_bag_frames,
+)
 from restac_ros.tactile.checkpoint import TRAIN_STATE_KEY, save_checkpoint
 from restac_ros.tactile.config import VQVAEHParams, default_hparams
 from restac_ros.tactile.train_step import LossWeights, VQVAETrainer
@@ -171,7 +177,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                          num_quantizers=args.num_quantizers, num_res_blocks=args.num_res_blocks,
                          image_size=args.prophet_image_size)
     t0 = time.perf_counter()
-    frames = concat_frames([read_bag_frames(b, stride=args.stride) for b in args.bag])
+    try:
+        frames = concat_frames([read_bag_frames(b, stride=args.stride) for b in args.bag])
+    except (BagFramesError, ReaderError, OSError) as exc:
+        print(f"restac-train-vqvae: error: {exc}", file=sys.stderr)
+        return 2
     print(f"read {len(frames)} frames from {len(args.bag)} bag(s) in "
           f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
     trainer = train_vqvae(frames, hp, steps=args.steps, event_steps=args.event_steps,

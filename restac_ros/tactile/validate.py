@@ -113,14 +113,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--event-steps", type=int, default=300)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--stride", type=int, default=2)
+    p.add_argument("--codebook-size", type=int, default=64)
+    p.add_argument("--event-batch-size", type=int, default=32)
     p.add_argument("--device", default=None)
     args = p.parse_args(argv)
     train = concat_frames([read_bag_frames(b, stride=args.stride) for b in args.train])
     heldout = read_bag_frames(args.heldout, stride=args.stride)
-    hp = default_hparams(ch=32, codebook_size=64, num_res_blocks=1, image_size=64)
+    hp = default_hparams(ch=32, codebook_size=args.codebook_size, num_res_blocks=1, image_size=64)
     device = torch.device(args.device) if args.device else None
     trainer = train_vqvae(train, hp, steps=args.steps, event_steps=args.event_steps,
-                          batch_size=args.batch_size, device=device or auto_device())
+                          batch_size=args.batch_size, event_batch_size=args.event_batch_size,
+                          device=device or auto_device())
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = args.ckpt or os.path.join(tmp, "vqvae.ckpt")
         save_trained(trainer, ckpt)

@@ -75,3 +75,32 @@ def test_resume_refuses_other_config_and_existing_output(train_bag, tmp_path):
     out.mkdir()
     (out / "file").write_text("x")
     assert train_policy.main([str(train_bag), "--out", str(out), "-q"]) == 2
+
+
+def test_demo_cache_key_tracks_config_and_code(tmp_path):
+    import dataclasses
+
+    from restac_ros.eval import demo_checkpoint as dc
+
+    key = dc.cache_key()
+    assert key == dc.cache_key()
+    assert dc.cache_key(dataclasses.replace(dc.DEMO_TRAIN, steps=7)) != key
+    assert dc.cache_key(seeds=(9,)) != key
+    assert key["code"] == dc.code_version()
+    fake = tmp_path / "ckpt"
+    fake.mkdir()
+    assert not dc.is_current(fake, key)
+    (fake / "restac_config.json").write_text("{}")
+    (fake / dc.KEY_FILE).write_text(json.dumps({"key": {**key, "code": "older"}}))
+    assert not dc.is_current(fake, key)
+    (fake / dc.KEY_FILE).write_text(json.dumps({"key": key}))
+    assert dc.is_current(fake, key)
+
+
+def test_cached_demo_checkpoint_is_current(demo_checkpoint):
+    from restac_ros.eval import demo_checkpoint as dc
+
+    assert dc.is_current(demo_checkpoint, dc.cache_key())
+    meta = json.loads((demo_checkpoint / "policy_meta.json").read_text())
+    assert meta["training"]["steps"] == dc.DEMO_TRAIN.steps
+    assert meta["action_names"][-1] == "gripper"

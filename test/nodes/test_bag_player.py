@@ -87,3 +87,36 @@ def test_plays_with_recorded_timing_and_clock(tmp_path, ros_context):
     assert abs(span - expected) < 0.05 + 0.2 * expected, (span, expected)
     assert clocks and min(clocks) >= T0_NS and max(clocks) == T0_NS + (COUNT - 1) * PERIOD_NS
     assert clocks == sorted(clocks)
+
+
+FILTERED = r"""
+import sys
+from restac_ros.nodes.bag_player import main
+sys.exit(main(["bag_player", "--ros-args", "-p", "bag_path:=" + sys.argv[1], "-p", "rate:=4.0",
+               "-p", "start_delay_s:=1.5", "-p", "publish_clock:=false",
+               "-p", "topics:=[/joint_states]"]))
+"""
+
+
+def test_topic_filter_and_no_clock(tmp_path, ros_context):
+    bag = tmp_path / "bag"
+    write_bag(bag)
+    node = rclpy.create_node("bag_filter_listener", context=ros_context)
+    joints: list[JointState] = []
+    clocks: list[Clock] = []
+    prompts: list[String] = []
+    node.create_subscription(JointState, "/joint_states", joints.append, qos.SENSOR)
+    node.create_subscription(Clock, "/clock", clocks.append, qos.CLOCK)
+    node.create_subscription(String, "/restac/prompt", prompts.append, qos.PROMPT)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    player = start_python(FILTERED, str(bag))
+    try:
+        done = spin_until(executor, lambda: player.poll() is not None, timeout_s=60.0)
+        spin_until(executor, lambda: False, 0.3)
+    finally:
+        out, err = stop_process(player)
+        executor.shutdown(timeout_sec=2.0)
+        node.destroy_node()
+    assert done and player.returncode == 0, err[-2000:]
+    assert len(joints) >= COUNT - 2 and clocks == [] and prompts == []

@@ -39,3 +39,10 @@ def test_train_cli_writes_published_ckpt(tmp_path, capsys):
     assert torch.isfinite(o.logvar).all() and torch.isfinite(o.q_event).all()
     params, _ = load_jax_vqvae(out)
     assert params[cb + "embed"].shape == (8, 64)
+
+
+def test_train_cli_missing_bag(tmp_path, capsys):
+    out = tmp_path / "m.ckpt"
+    assert main(["--bag", str(tmp_path / "nobag"), "--out", str(out), "--no-progress"]) == 2
+    assert "nobag" in capsys.readouterr().err
+    assert not out.exists()
