@@ -86,7 +86,7 @@ def merge_params(model: nnx.Module, loaded: dict, *, fresh_regex: str | None = N
         raise CheckpointMismatchError("checkpoint does not fit the model: " + " | ".join(problems))
     merged = {k: (np.asarray(have[k]).astype(v.dtype) if k in have else v) for k, v in want.items()}
     state = nnx.state(model, nnx.Param)
-    state.replace_by_pure_dict(traverse_util.unflatten_dict(merged, sep="/"))
+    nnx.replace_by_pure_dict(state, traverse_util.unflatten_dict(merged, sep="/"))
     nnx.update(model, state)
 
 

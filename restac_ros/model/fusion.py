@@ -18,7 +18,6 @@ computes the correction once per observation, outside the Euler loop.
 from __future__ import annotations
 
 import flax.nnx as nnx
-import jax
 import jax.numpy as jnp
 
 from restac_ros.model import initializers as _init

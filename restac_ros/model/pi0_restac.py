@@ -21,7 +21,6 @@ from restac_ros.model.config import Pi0ResTacConfig
 from restac_ros.model.observation import IMAGE_KEYS, IMAGE_SIZE, Observation
 from restac_ros.model.tactile import Gate, TactileEncoder
 
-
 ENCODE_SCOPE = "tactile_encode"  # named scope the jaxpr test looks for
 
 

@@ -73,8 +73,9 @@ def load_policy_config(directory) -> Pi0ResTacConfig:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: not a restac policy checkpoint")
     cfg = Pi0ResTacConfig.from_json(path.read_text())
-    if cfg.residual_vqvae_checkpoint and not pathlib.Path(cfg.residual_vqvae_checkpoint).is_absolute():
-        cfg = dataclasses.replace(cfg, residual_vqvae_checkpoint=str(d / cfg.residual_vqvae_checkpoint))
+    vq = cfg.residual_vqvae_checkpoint
+    if vq and not pathlib.Path(vq).is_absolute():
+        cfg = dataclasses.replace(cfg, residual_vqvae_checkpoint=str(d / vq))
     return cfg
 
 
@@ -110,8 +111,14 @@ class RestacPolicy:
         stats = _ns.load_norm_stats(d / "assets" / asset_id / _ns.FILE_NAME)
         tok_path = d / "assets" / TOKENIZER_FILE
         tokenizer = PromptTokenizer(tok_path, cfg.max_token_len) if tok_path.is_file() else None
-        model = cfg.create(jax.random.key(0))
+        # Abstract model (no random init of possibly billions of params), then the weights.
+        model = nnx.eval_shape(lambda: cfg.create(jax.random.key(0)))
         _ckpt.load_model_params(d / "params", model)
+        if cfg.use_tactile and cfg.residual_vqvae_checkpoint:
+            from restac_ros.tactile.jax_port import load_jax_vqvae
+
+            vq_params = load_jax_vqvae(cfg.residual_vqvae_checkpoint)[0]
+            model.tactile_encoder.vqvae.set_value(jax.tree.map(jnp.asarray, vq_params))
         if cfg.dtype == "bfloat16":
             pg = nnx.state(model.PaliGemma, nnx.Param)
             nnx.update(model.PaliGemma, jax.tree.map(lambda x: x.astype(jnp.bfloat16), pg))

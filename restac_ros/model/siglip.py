@@ -112,8 +112,8 @@ class Siglip(nnx.Module):
             x = x + y + a["out"]["bias"].astype(dt)
             mlp = bp["MlpBlock_0"]
             y = layer_norm(x, bp["LayerNorm_1"])
-            y = jax.nn.gelu(y @ mlp["Dense_0"]["kernel"].astype(dt) + mlp["Dense_0"]["bias"].astype(dt))
-            y = y @ mlp["Dense_1"]["kernel"].astype(dt) + mlp["Dense_1"]["bias"].astype(dt)
+            dense = lambda y, n: y @ mlp[n]["kernel"].astype(dt) + mlp[n]["bias"].astype(dt)
+            y = dense(jax.nn.gelu(dense(y, "Dense_0")), "Dense_1")
             return x + y, None
 
         x, _ = jax.lax.scan(block, x, params)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from restac_ros.model import checkpoint as ckpt
-from test.model.conftest import ACTION_DIM, HORIZON, jit_method, make_obs, tiny_config
+from test.model.conftest import ACTION_DIM, HORIZON, make_obs, tiny_config
 
 
 def _backbone_twin(model, cfg):
@@ -32,8 +32,8 @@ def test_no_tactile_or_closed_gate_gives_backbone_actions(backbone):
     twin = _backbone_twin(model, cfg)
     obs = make_obs(cfg, 2, seed=1)
     noise = jax.random.normal(jax.random.key(5), (2, HORIZON, ACTION_DIM))
-    ref = np.asarray(jit_method(twin, "sample_actions", num_steps=3)(jax.random.key(0), obs,
-                                                                     noise)[0])
+    ref = np.asarray(jax.jit(lambda s: nnx.merge(nnx.graphdef(twin), s).sample_actions(
+        jax.random.key(0), obs, num_steps=3, noise=noise)[0])(nnx.state(twin)))
     sample = jax.jit(lambda state, o: nnx.merge(nnx.graphdef(model), state).sample_actions(
         jax.random.key(0), o, num_steps=3, noise=noise))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import flax.nnx as nnx
 import jax
+import jax.extend
 import numpy as np
 import pytest
 
@@ -18,7 +19,7 @@ def _eqns(jaxpr):
     """All equations of a jaxpr, recursing into sub-jaxprs (scan, pjit, custom_jvp, ...)."""
     for eqn in jaxpr.eqns:
         yield eqn
-        for sub in jax.core.jaxprs_in_params(eqn.params):
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
             yield from _eqns(sub)
 
 
@@ -53,10 +54,10 @@ def test_deterministic_and_compiled_once_per_shape(policy, pi0_model):
 def test_fixed_noise_makes_rng_irrelevant(pi0_model):
     obs = make_obs(pi0_model.config, 1, seed=5)
     noise = np.random.default_rng(0).normal(size=(1, 10, 8)).astype(np.float32)
-    fn = jax.jit(method(pi0_model, "sample_actions", num_steps=2))
-    state = nnx.state(pi0_model)
-    a = fn(state, jax.random.key(0), obs, noise)[0]
-    b = fn(state, jax.random.key(1), obs, noise)[0]
+    graphdef, state = nnx.split(pi0_model)
+    fn = jax.jit(lambda s, rng: nnx.merge(graphdef, s).sample_actions(rng, obs, 2, noise)[0])
+    a = fn(state, jax.random.key(0))
+    b = fn(state, jax.random.key(1))
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 

@@ -49,14 +49,15 @@ def test_public_method_shapes(backbone, fusion, gate):
     prefix, pmask, par = call("embed_prefix", obs)
     n_prefix = 3 * (224 // 16) ** 2 + cfg.max_token_len
     assert _shapes(prefix) == ((B, n_prefix, 64), f32)
-    assert _shapes((pmask, par)) == (((B, n_prefix), jnp.dtype(bool)), ((n_prefix,), jnp.dtype(bool)))
+    bool_ = jnp.dtype(bool)
+    assert _shapes((pmask, par)) == (((B, n_prefix), bool_), ((n_prefix,), bool_))
 
     out = call("embed_suffix", obs, np.zeros((B, HORIZON, ACTION_DIM), np.float32), np.ones(B))
     assert len(out) == 7
     tokens, smask, sar, cond, feats, g, logvar = out
     n_suffix = HORIZON + (backbone == "pi0")
     assert _shapes(tokens) == ((B, n_suffix, 64), f32)
-    assert _shapes((smask, sar)) == (((B, n_suffix), jnp.dtype(bool)), ((n_suffix,), jnp.dtype(bool)))
+    assert _shapes((smask, sar)) == (((B, n_suffix), bool_), ((n_suffix,), bool_))
     if backbone == "pi0":
         assert cond is None
     else:
