@@ -116,6 +116,7 @@ class Bench:
         for s in msg.status:
             if s.name == "restac: policy_node":
                 self.status = {kv.key: kv.value for kv in s.values}
+                self.status["_message"] = s.message
 
     def overhead_ms(self) -> tuple[np.ndarray, np.ndarray]:
         stamps = [s for s, _ in self.pub_times]
@@ -158,7 +159,8 @@ def run_mode(mode: str, checkpoint: Path, seconds: float, work: Path) -> dict:
         deadline = time.monotonic() + 600
         while bench.status.get("lifecycle") != "active":
             executor.spin_once(timeout_sec=0.1)
-            if proc.poll() is not None or time.monotonic() > deadline:
+            failed = "configure failed" in bench.status.get("_message", "")
+            if failed or proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"policy_node did not become active; see {log.name}")
         time.sleep(0.5)
         bench.publishing = True

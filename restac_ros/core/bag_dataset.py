@@ -366,6 +366,12 @@ class BagDataset:
         for i in range(next_tick, len(ticks)):
             yield self._step(reader, i, int(ticks[i]), buffers, prompt)
 
+    def topic_messages(self, topic: str) -> Iterator[tuple[int, Any]]:
+        """(log time ns, deserialised message) of one topic in log-time order ([] if absent)."""
+        reader = self._get_reader()
+        for conn, log_ns, raw in self._messages(reader, {topic}):
+            yield log_ns, self._deserialize(reader, raw, conn)
+
     def counters(self) -> dict[str, StreamCounters]:
         """Per-stream received/rejected counters of the latest replay (empty before one)."""
         return {} if self._replay_buffers is None else self._replay_buffers.counters()

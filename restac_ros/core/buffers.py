@@ -23,12 +23,20 @@ NS_PER_S = 1_000_000_000
 
 @dataclasses.dataclass(frozen=True)
 class StreamSpec:
-    """One input stream. history: entries kept (2 for joints: action_prev needs t-1)."""
+    """One input stream.
+
+    history: at most this many entries are kept (newest last).
+    history_s: > 0 additionally drops entries no longer needed to look back
+      `history_s` from the newest stamp: the newest entry stamped at or before
+      (newest - history_s) is kept, everything older goes (joints: action_prev
+      needs the state one action_prev_dt_s back, see `at_or_before`).
+    """
 
     name: str
     max_age_s: float
     required: bool = True
     history: int = 1
+    history_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -37,6 +45,8 @@ class StreamSpec:
             raise ValueError(f"stream {self.name!r}: max_age_s must be > 0, got {self.max_age_s}")
         if self.history < 1:
             raise ValueError(f"stream {self.name!r}: history must be >= 1, got {self.history}")
+        if not self.history_s >= 0:
+            raise ValueError(f"stream {self.name!r}: history_s must be >= 0, got {self.history_s}")
 
 
 class UnstampedPolicy(enum.StrEnum):
@@ -130,8 +140,8 @@ class StreamBuffers:
     """Newest messages per stream, ordered by header stamp.
 
     A message older than or equal to the newest buffered one is rejected
-    (counted by reason) so the ring always holds strictly increasing stamps:
-    `history(name)[-2:]` are two consecutive states.
+    (counted by reason) so the ring always holds strictly increasing stamps
+    (`history(name)[-2:]` are two consecutive states; `at_or_before` looks back).
     """
 
     def __init__(
@@ -169,7 +179,7 @@ class StreamBuffers:
 
         stamp_ns == 0 means the publisher left the header unstamped.
         """
-        self._spec(name)
+        spec = self._spec(name)
         with self._lock:
             counters = self._counters[name]
             counters.received += 1
@@ -192,6 +202,10 @@ class StreamBuffers:
                 if stamp_ns < newest:
                     return self._reject(counters, RejectReason.OUT_OF_ORDER)
             ring.append(Stamped(int(stamp_ns), int(receipt_ns), value, on_receipt))
+            if spec.history_s > 0:
+                horizon = int(stamp_ns) - round(spec.history_s * NS_PER_S)
+                while len(ring) > 1 and ring[1].stamp_ns <= horizon:
+                    ring.popleft()
             counters.accepted += 1
             return None
 
@@ -211,6 +225,15 @@ class StreamBuffers:
         self._spec(name)
         with self._lock:
             return tuple(self._rings[name])
+
+    def at_or_before(self, name: str, stamp_ns: int) -> Stamped | None:
+        """The newest buffered entry stamped at or before stamp_ns (None if none is kept)."""
+        self._spec(name)
+        with self._lock:
+            for entry in reversed(self._rings[name]):
+                if entry.stamp_ns <= stamp_ns:
+                    return entry
+            return None
 
     def freshness(self, now_ns: int) -> FreshnessReport:
         """Age of each stream's newest header stamp relative to now_ns."""

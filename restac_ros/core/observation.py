@@ -1,8 +1,9 @@
 """Observation assembly: synchronized raw sensor data -> the model's batch-1 `Observation`.
 
-The ONE preprocessing path: `policy_node`, `restac-eval` and
-`restac-train-policy` all go StreamBuffers -> `sample_from_buffers` ->
-`build`, and map model outputs back with `postprocess_actions`.
+The ONE preprocessing path: `policy_node`, `restac-eval`,
+`restac-train-policy` and the VQ-VAE trainer (`encoder_inputs.py`) all go
+StreamBuffers -> `sample_from_buffers` -> `build`, and map model outputs back
+with `postprocess_actions`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from restac_ros.core.action_space import ActionSpace
-from restac_ros.core.buffers import StreamBuffers, StreamSpec, UnstampedPolicy
+from restac_ros.core.buffers import NS_PER_S, Stamped, StreamBuffers, UnstampedPolicy
 from restac_ros.core.images import (
     ImageDecodeError,
     ImageInput,
@@ -24,19 +24,15 @@ from restac_ros.core.images import (
     resize_tactile,
     to_model_range,
 )
+from restac_ros.core.observation_spec import (  # noqa: F401  (re-exported: the public API)
+    DEFAULT_CAMERA_STREAMS,
+    MAX_JOINT_RATE_HZ,
+    STAMP_SLACK_NS,
+    ObservationSpec,
+)
 from restac_ros.model import norm_stats as norm
 from restac_ros.model.observation import IMAGE_KEYS, IMAGE_SIZE, TACTILE_SIZE, Observation
 from restac_ros.model.tokenizer import PromptTokenizer
-
-# Default stream names are the default topics (CONTRACT section 3), so a spec
-# built from config/policy.yaml replays a bag with the same names.
-DEFAULT_CAMERA_STREAMS: Mapping[str, str] = types.MappingProxyType(
-    {
-        "base_0_rgb": "/camera/base/image_raw",
-        "left_wrist_0_rgb": "/camera/left_wrist/image_raw",
-        "right_wrist_0_rgb": "/camera/right_wrist/image_raw",
-    }
-)
 
 
 class ReasonCode(enum.StrEnum):
@@ -45,7 +41,7 @@ class ReasonCode(enum.StrEnum):
     NONFINITE_JOINTS = "nonfinite_joints"
     MISSING_JOINTS = "missing_joints"  # also renamed joints: maps by name
     BAD_JOINT_LAYOUT = "bad_joint_layout"  # names/positions length mismatch, duplicates
-    NO_PREVIOUS_STATE = "no_previous_state"  # action_prev needs two joint states
+    NO_PREVIOUS_STATE = "no_previous_state"  # no joint state action_prev_dt_s back
     MISSING_STREAM = "missing_stream"  # a required stream never arrived
     STALE_STREAM = "stale_stream"
     TACTILE_MISSING = "tactile_missing"  # tactile required but absent
@@ -82,7 +78,8 @@ class RawSample:
     stamp_ns: the tick time; a chunk predicted from this sample is stamped with
       it (its action k is due at stamp_ns + k*dt) and teacher targets align to it.
     images: {slot: image} for every slot of ObservationSpec.camera_streams.
-    prev_joints: the joint state received just before `joints` (for action_prev).
+    prev_joints: the joint state action_prev_dt_s before `joints` (see
+      ObservationSpec); action_prev = joints - prev_joints in raw units.
     tactile: None = no tactile input (allowed only when tactile is optional).
     """
 
@@ -94,80 +91,14 @@ class RawSample:
     tactile: ImageInput | None = None
 
 
-@dataclasses.dataclass(frozen=True)
-class ObservationSpec:
-    """What the policy consumes and from which streams (stream names are free-form keys).
+class ObservationBuilder:
+    """Validates a RawSample and turns it into a normalised, tokenised batch-1 Observation.
 
-    camera_streams: {model slot: stream} (e.g. DEFAULT_CAMERA_STREAMS); slots not
-      listed are fed black (-1) with mask False.
-    Stream names are free-form keys of StreamBuffers; use the topic names (the
-      defaults) so BagDataset finds them in bags.
-    joint_names: state order; incoming joints are mapped by name.
-    action_dim: the model's (padded) action/state width; the robot's comes from action_space.
-    use_quantile_norm: False = z-score (pi0), True = quantile (pi0.5).
-    state_in_prompt: pi0.5 writes the discretised normalised state into the prompt.
-    default_prompt: used only while no prompt has been received (None: must receive one).
+    `ObservationBuilder.encoder_inputs_only(spec)` builds without norm stats or
+    tokenizer, for data that feeds only the tactile encoder (VQ-VAE training).
     """
 
-    camera_streams: Mapping[str, str]
-    joint_names: tuple[str, ...]
-    action_space: ActionSpace
-    action_dim: int
-    joint_stream: str = "/joint_states"
-    tactile_stream: str | None = "/tactile/image_raw"
-    tactile_required: bool = False
-    camera_max_age_s: float = 0.2
-    joint_max_age_s: float = 0.1
-    tactile_max_age_s: float = 0.2
-    default_prompt: str | None = None
-    use_quantile_norm: bool = False
-    state_in_prompt: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "camera_streams", types.MappingProxyType(dict(self.camera_streams))
-        )
-        object.__setattr__(self, "joint_names", tuple(self.joint_names))
-        if unknown := set(self.camera_streams) - set(IMAGE_KEYS):
-            raise ValueError(f"unknown camera slots {sorted(unknown)}; slots: {IMAGE_KEYS}")
-        if not self.joint_names or len(set(self.joint_names)) != len(self.joint_names):
-            raise ValueError(f"joint_names must be non-empty and unique: {self.joint_names}")
-        if len(self.joint_names) > self.action_dim:
-            raise ValueError(f"{len(self.joint_names)} joints exceed action_dim {self.action_dim}")
-        if self.action_space.dim > self.action_dim:
-            raise ValueError(
-                f"robot action dim {self.action_space.dim} exceeds action_dim {self.action_dim}"
-            )
-        if self.tactile_required and self.tactile_stream is None:
-            raise ValueError("tactile_required needs a tactile_stream")
-        streams = [*self.camera_streams.values(), self.joint_stream]
-        if self.tactile_stream is not None:
-            streams.append(self.tactile_stream)
-        if len(set(streams)) != len(streams):
-            raise ValueError(f"streams must be distinct: {streams}")
-        self.stream_specs()  # validates the max ages
-
-    @property
-    def state_dim(self) -> int:
-        return len(self.joint_names)
-
-    @property
-    def robot_dim(self) -> int:
-        return self.action_space.dim
-
-    def stream_specs(self) -> tuple[StreamSpec, ...]:
-        """Buffers this spec needs; joints keep 2 entries for action_prev."""
-        specs = [StreamSpec(s, self.camera_max_age_s) for s in self.camera_streams.values()]
-        specs.append(StreamSpec(self.joint_stream, self.joint_max_age_s, history=2))
-        if self.tactile_stream is not None:
-            specs.append(
-                StreamSpec(self.tactile_stream, self.tactile_max_age_s, self.tactile_required)
-            )
-        return tuple(specs)
-
-
-class ObservationBuilder:
-    """Validates a RawSample and turns it into a normalised, tokenised batch-1 Observation."""
+    inputs_only = False
 
     def __init__(
         self,
@@ -176,8 +107,7 @@ class ObservationBuilder:
         tokenizer: PromptTokenizer,
     ) -> None:
         # Stats narrower than the data would leave trailing dims unnormalised: refuse.
-        # action_prev (state width) and robot actions both use the action stats.
-        needs = {"state": spec.state_dim, "actions": max(spec.state_dim, spec.robot_dim)}
+        needs = {"state": spec.state_dim, "actions": spec.robot_dim}
         for key, width in needs.items():
             if key not in stats:
                 raise ValueError(f"norm stats lack {key!r} (have {sorted(stats)})")
@@ -189,6 +119,23 @@ class ObservationBuilder:
         self.spec = spec
         self.stats = stats
         self.tokenizer = tokenizer
+
+    @classmethod
+    def encoder_inputs_only(cls, spec: ObservationSpec) -> ObservationBuilder:
+        """A builder for the tactile encoder's inputs only (no policy checkpoint needed).
+
+        Same buffers, sampling, validation and image/tactile/action_prev
+        preprocessing as a full builder; but no prompt is needed and none is
+        tokenised (tokenized_prompt is [1, 0]) and state is not normalised
+        (zeros, mask it out: never feed these observations to the policy).
+        postprocess_actions refuses (no action stats).
+        """
+        builder = cls.__new__(cls)
+        builder.spec = spec
+        builder.stats = types.MappingProxyType({})
+        builder.tokenizer = None
+        builder.inputs_only = True
+        return builder
 
     # -- stream side -------------------------------------------------------
     def make_buffers(
@@ -224,20 +171,38 @@ class ObservationBuilder:
         if stale := report.stale_required:
             detail = ", ".join(f"{s.name} age {s.age_s:.3f}s > {s.max_age_s:.3f}s" for s in stale)
             raise InvalidObservation(ReasonCode.STALE_STREAM, detail)
-        joint_hist = buffers.history(spec.joint_stream)
-        if len(joint_hist) < 2:
-            raise InvalidObservation(
-                ReasonCode.NO_PREVIOUS_STATE, "action_prev needs two consecutive joint states"
-            )
+        joints = buffers.latest(spec.joint_stream)
+        prev = self._previous_joints(buffers, joints.stamp_ns)
         images = {slot: buffers.latest(s).value for slot, s in spec.camera_streams.items()}
         return RawSample(
             stamp_ns=int(now_ns),
             images=images,
-            joints=joint_hist[-1].value,
-            prev_joints=joint_hist[-2].value,
+            joints=joints.value,
+            prev_joints=prev.value,
             prompt=prompt,
             tactile=tactile,
         )
+
+    def _previous_joints(self, buffers: StreamBuffers, t_ns: int) -> Stamped:
+        """The joint state stamped nearest to and not after t - action_prev_dt_s."""
+        spec = self.spec
+        want_ns = t_ns - spec.action_prev_dt_ns
+        prev = buffers.at_or_before(spec.joint_stream, want_ns + STAMP_SLACK_NS)
+        if prev is None:
+            span = (t_ns - buffers.history(spec.joint_stream)[0].stamp_ns) / NS_PER_S
+            raise InvalidObservation(
+                ReasonCode.NO_PREVIOUS_STATE,
+                f"action_prev needs a joint state {spec.action_prev_dt_s:.4f}s before the "
+                f"newest; joint history spans {span:.4f}s",
+            )
+        gap_s = (want_ns - prev.stamp_ns) / NS_PER_S
+        if gap_s > spec.joint_max_age_s:
+            raise InvalidObservation(
+                ReasonCode.NO_PREVIOUS_STATE,
+                f"joint stream gap: the state {spec.action_prev_dt_s:.4f}s back is "
+                f"{gap_s:.3f}s older still (> joint_max_age_s {spec.joint_max_age_s:.3f}s)",
+            )
+        return prev
 
     # -- validation + preprocessing ----------------------------------------
     def state_vector(self, joints: JointSample, what: str = "joint state") -> np.ndarray:
@@ -273,6 +238,8 @@ class ObservationBuilder:
     def _prompt_tokens(
         self, prompt: str | None, state_n: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
+        if self.inputs_only:
+            return np.zeros((0,), np.int32), np.zeros((0,), bool)
         text = self.spec.default_prompt if prompt is None else prompt
         if text is None or not text.strip():
             raise InvalidObservation(
@@ -294,9 +261,13 @@ class ObservationBuilder:
         if sample.prev_joints is None:
             raise InvalidObservation(ReasonCode.NO_PREVIOUS_STATE, "no previous joint state")
         prev_state = self.state_vector(sample.prev_joints, "previous joint state")
-        q = spec.use_quantile_norm
-        state_n = norm.normalize(state, self.stats["state"], use_quantiles=q)
-        delta_n = norm.normalize(state - prev_state, self.stats["actions"], use_quantiles=q)
+        action_prev = state - prev_state  # raw units, not normalised (the Prophet's input)
+        if self.inputs_only:
+            state_n = np.zeros_like(state)
+        else:
+            state_n = norm.normalize(
+                state, self.stats["state"], use_quantiles=spec.use_quantile_norm
+            )
         tokens, token_mask = self._prompt_tokens(sample.prompt, state_n)
 
         images, masks = {}, {}
@@ -330,11 +301,13 @@ class ObservationBuilder:
             tokenized_prompt_mask=token_mask[None],
             tactile_image=tactile,
             tactile_mask=tactile_mask,
-            action_prev=self._pad(delta_n)[None],
+            action_prev=self._pad(action_prev)[None],
         )
 
     def postprocess_actions(self, actions_norm: np.ndarray) -> np.ndarray:
         """Model actions [H, action_dim] (normalised, padded) -> float32 [H, robot_dim]."""
+        if self.inputs_only:
+            raise InvalidActions("an encoder_inputs_only builder has no action stats")
         actions = np.asarray(actions_norm)
         if actions.ndim != 2 or actions.shape[1] != self.spec.action_dim:
             raise InvalidActions(

@@ -2,9 +2,9 @@
 
 `ensure_demo_checkpoint()` returns a checkpoint directory (the layout of
 docs/ARCHITECTURE.md). It is retrained only when its key changes: a hash of the
-training config, the episode seeds/length, the package version and the source
-of every module the training touches (eval, core, model, sample_bag) and
-config/policy.yaml. `python -m restac_ros.eval.demo_checkpoint` builds it.
+training config, the episode seeds/length, the package version, the source of
+every module the training touches (model, core, sample_bag, the training part of
+eval) and config/policy.yaml. `python -m restac_ros.eval.demo_checkpoint` builds it.
 """
 
 from __future__ import annotations
@@ -26,11 +26,15 @@ _log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_DIR = ".cache/demo_policy"
 KEY_FILE = "demo_cache.json"
-TRAIN_SEEDS = (1, 2, 3, 4)  # held-out evaluation episodes use other seeds (e.g. 100+)
-EPISODE_SECONDS = 20.0
+TRAIN_SEEDS = tuple(range(1, 9))  # held-out evaluation episodes use other seeds (e.g. 100+)
+EPISODE_SECONDS = 12.0  # one pick-and-place with contact; more seeds > longer
 DEMO_TRAIN = train_policy.TrainConfig()
 _PKG = Path(__file__).resolve().parents[1]
-_SOURCE_DIRS = ("eval", "core", "model", "sample_bag")
+# Sources whose change can change the trained weights (reports, plots, the chunk
+# executor and the nodes cannot).
+_SOURCES = ("model/*.py", "core/*.py", "sample_bag/*.py", "eval/train_policy.py",
+            "eval/train_data.py", "eval/params.py", "eval/bag_io.py", "eval/demo_checkpoint.py")
+_NOT_SOURCES = ("core/executor.py",)
 
 
 def code_version() -> str:
@@ -41,10 +45,10 @@ def code_version() -> str:
     xml = _PKG.parent / "package.xml"
     if xml.is_file():
         h.update(xml.read_bytes())
-    for d in _SOURCE_DIRS:
-        for f in sorted((_PKG / d).glob("*.py")):
-            h.update(f"{d}/{f.name}".encode())
-            h.update(f.read_bytes())
+    files = {f for pattern in _SOURCES for f in _PKG.glob(pattern)}
+    for f in sorted(files - {_PKG / n for n in _NOT_SOURCES}):
+        h.update(str(f.relative_to(_PKG)).encode())
+        h.update(f.read_bytes())
     h.update(default_params_path().read_bytes())
     return h.hexdigest()[:16]
 

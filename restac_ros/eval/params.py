@@ -60,9 +60,17 @@ def action_space(p: dict, horizon: int) -> ActionSpace:
 
 
 def observation_spec(p: dict, horizon: int, action_dim: int,
-                     quantile_norm: bool) -> ObservationSpec:
-    """ObservationSpec whose stream names are the bag's topic names."""
+                     pi05: bool) -> ObservationSpec:
+    """ObservationSpec whose stream names are the bag's topic names.
+
+    pi0.5 checkpoints: quantile normalisation and the state written into the prompt.
+    """
+    extra = {}
+    if "action_prev_dt_s" in p:  # optional parameter; the core's default otherwise
+        extra["action_prev_dt_s"] = float(p["action_prev_dt_s"])
     return ObservationSpec(
+        **extra,
+        state_in_prompt=pi05,
         camera_streams=dict(zip(p["camera_slots"], p["camera_topics"], strict=True)),
         joint_names=tuple(p["joint_names"]),
         action_space=action_space(p, horizon),
@@ -74,7 +82,7 @@ def observation_spec(p: dict, horizon: int, action_dim: int,
         joint_max_age_s=float(p["joint_max_age_s"]),
         tactile_max_age_s=float(p["tactile_max_age_s"]),
         default_prompt=p["default_prompt"] or None,
-        use_quantile_norm=quantile_norm,
+        use_quantile_norm=pi05,
     )
 
 

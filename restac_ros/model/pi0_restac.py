@@ -193,8 +193,12 @@ class Pi0ResTac(nnx.Module):
         flow = jnp.mean(jnp.square(self._velocity(suffix_out, corr) - u_t), axis=-1)
         sparse = jnp.zeros(())
         if self.config.use_tactile and self.config.use_sparse_loss:
-            # High uncertainty (logvar) -> stronger pressure to keep the gate closed.
-            sparse = self.config.sparse_loss_weight * jnp.mean(gate) * jnp.exp(jnp.mean(logvar))
+            # High uncertainty (logvar) -> stronger pressure to keep the gate closed. The
+            # weight exp(mean(logvar)) is a coefficient, not a target: without the
+            # stop_gradient a trainable (placeholder) logvar head minimises this term by
+            # driving logvar down, which also shuts the logvar-driven gates for good.
+            weight = jax.lax.stop_gradient(jnp.exp(jnp.mean(logvar)))
+            sparse = self.config.sparse_loss_weight * jnp.mean(gate) * weight
         return dict(flow=flow, sparse=sparse, gate=gate, logvar=logvar)
 
     def compute_loss(self, rng, obs: Observation, actions):

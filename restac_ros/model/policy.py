@@ -79,7 +79,6 @@ def load_policy_config(directory) -> Pi0ResTacConfig:
     return cfg
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
 def _sample(graphdef, num_steps, state, obs, rng):
     return nnx.merge(graphdef, state).sample_actions(rng, obs, num_steps=num_steps)
 
@@ -96,7 +95,9 @@ class RestacPolicy:
         self.tokenizer = tokenizer
         self.meta = dict(meta or {})
         self.num_steps = num_steps
-        self._graphdef, self._state = nnx.split(model)
+        graphdef, self._state = nnx.split(model)
+        # One jitted function per policy: it compiles once per input shape.
+        self._sample = jax.jit(functools.partial(_sample, graphdef, num_steps))
 
     @classmethod
     def from_checkpoint(cls, directory, *, dtype: str | None = None, num_steps: int = 10):
@@ -124,17 +125,15 @@ class RestacPolicy:
             nnx.update(model.PaliGemma, jax.tree.map(lambda x: x.astype(jnp.bfloat16), pg))
         return cls(model, norm_stats=stats, tokenizer=tokenizer, meta=meta, num_steps=num_steps)
 
-    @staticmethod
-    def num_compiles() -> int:
-        """Programs compiled so far by `infer` (process-wide: policies with equal model
-        structure share them; one per structure and input shape)."""
-        return _sample._cache_size()
+    @property
+    def num_compiles(self) -> int:
+        """Programs `infer` has compiled so far (one per input shape)."""
+        return self._sample._cache_size()
 
     def infer(self, obs: Observation, seed: int) -> PolicyResult:
         obs = jax.tree.map(jnp.asarray, obs)
         t0 = time.perf_counter()
-        actions, diag = _sample(self._graphdef, self.num_steps, self._state, obs,
-                                jax.random.key(seed))
+        actions, diag = self._sample(self._state, obs, jax.random.key(seed))
         actions = jax.block_until_ready(actions)
         ms = (time.perf_counter() - t0) * 1e3
         return PolicyResult(np.asarray(actions), TactileDiagnostics(*_to_numpy(tuple(diag))), ms)

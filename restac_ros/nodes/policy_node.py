@@ -145,7 +145,7 @@ class PolicyNode(LifecycleNode):
         for topic, slot in zip(self.p["camera_topics"], self.p["camera_slots"], strict=True):
             self._subs.append(
                 self.create_subscription(
-                    image_type, topic, lambda m, s=slot: self._on_image(s, m), qos.SENSOR
+                    image_type, topic, lambda m, s=slot: self._on_image(s, m), qos.SENSOR_INPUT
                 )
             )
         if self.p["tactile_topic"]:
@@ -154,12 +154,12 @@ class PolicyNode(LifecycleNode):
                     Image,
                     self.p["tactile_topic"],
                     lambda m: self._on_image(policy_params.TACTILE_STREAM, m),
-                    qos.SENSOR,
+                    qos.SENSOR_INPUT,
                 )
             )
         self._subs.append(
             self.create_subscription(
-                JointState, self.p["joint_states_topic"], self._on_joints, qos.SENSOR
+                JointState, self.p["joint_states_topic"], self._on_joints, qos.SENSOR_INPUT
             )
         )
         self._subs.append(

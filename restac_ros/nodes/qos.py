@@ -13,6 +13,16 @@ from rclpy.qos import (
 # Cameras, tactile sensor, joint states: best effort, keep last 5 (ROS sensor default).
 SENSOR = qos_profile_sensor_data
 
+# Subscribing to sensors: the same best-effort/volatile policy (matches any sensor
+# publisher) with a deeper queue, so a short executor stall (GIL, inference worker)
+# does not overwrite 500 Hz joint states before their callbacks run (~100 ms at 500 Hz).
+SENSOR_INPUT = QoSProfile(
+    history=QoSHistoryPolicy.KEEP_LAST,
+    depth=50,
+    reliability=qos_profile_sensor_data.reliability,
+    durability=qos_profile_sensor_data.durability,
+)
+
 # The task prompt: published once, must reach late joiners.
 PROMPT = QoSProfile(
     history=QoSHistoryPolicy.KEEP_LAST,

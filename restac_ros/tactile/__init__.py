@@ -12,7 +12,7 @@ Modules
 - ``inputs``      explicit input conventions (layout HWC/CHW, range uint8/[0,1]/[-1,1])
 - ``wrapper``     ``ResidualVQVAEWrapper`` (frozen, CPU/GPU auto-select)
 - ``jax_layers``, ``jax_port``  pure-JAX forward for the compiled policy sampler
-- ``bag_frames``  rosbag2 -> aligned training frames (nearest earlier stamp)
+- ``bag_frames``  rosbag2 -> training frames via the core's BagDataset + ObservationBuilder
 - ``train_step``, ``train``     ``restac-train-vqvae``
 - ``validate``    contact-detection AUROC on a held-out bag
 

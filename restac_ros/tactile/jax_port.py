@@ -90,12 +90,14 @@ def load_jax_vqvae(ckpt_path: str | os.PathLike) -> tuple[dict[str, jax.Array], 
     return load_jax_vqvae_from_state(state, hp, os.fspath(ckpt_path))
 
 
-def stack_views(images: Mapping[str, jax.Array]) -> jax.Array:
-    """{slot: [B, 224, 224, 3]} -> visual3 [B, 3, 224, 224, 3] in ``VIEW_ORDER``."""
+def stack_views(images: Mapping[str, jax.Array], xp: Any = jnp) -> jax.Array:
+    """{slot: [B, 224, 224, 3]} -> visual3 [B, 3, 224, 224, 3] in ``VIEW_ORDER``.
+
+    ``xp=numpy`` stacks on the host (the VQ-VAE trainer: same order, no device arrays)."""
     missing = [k for k in VIEW_ORDER if k not in images]
     if missing:
         raise KeyError(f"stack_views: missing camera slots {missing} (need {list(VIEW_ORDER)})")
-    return jnp.stack([images[k] for k in VIEW_ORDER], axis=1)
+    return xp.stack([images[k] for k in VIEW_ORDER], axis=1)
 
 
 def _prophet(p, hp: VQVAEHParams, visual3, action_prev):

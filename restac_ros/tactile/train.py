@@ -1,8 +1,10 @@
 """``restac-train-vqvae --bag BAG... --out model.ckpt``: train the Residual VQ-VAE from rosbags.
 
-Reads frames with ``bag_frames.read_bag_frames`` (tactile anchors, nearest
-earlier camera/joint messages), trains reconstruction, the Prophet (Gaussian
-NLL with logvar) and the event encoder + EMA codebooks (``train_step.py``),
+Reads frames with ``bag_frames.read_bag_frames``: the core's ``BagDataset`` +
+``ObservationBuilder`` at ``--rate`` Hz in bag time, i.e. exactly the tactile,
+camera views and raw ``action_prev`` the policy's tactile encoder sees.  Trains
+reconstruction, the Prophet (Gaussian NLL with logvar) and the event encoder +
+EMA codebooks (``train_step.py``),
 and writes a published-format ``.ckpt`` that ``ResidualVQVAEWrapper`` and
 ``load_jax_vqvae`` load strictly.  The training-only decoders go to the
 checkpoint's top-level ``restac_train_state`` entry, outside ``state_dict``.
@@ -24,10 +26,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from rosbags.rosbag2 import ReaderError
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from restac_ros.core.bag_dataset import BagError
 from restac_ros.tactile.bag_frames import (
     BagFrames,
     BagFramesError,
@@ -41,12 +43,12 @@ from restac_ros.tactile.wrapper import auto_device
 
 
 def frames_to_tensors(frames: BagFrames, image_size: int) -> dict[str, torch.Tensor]:
-    """uint8 frames -> float tensors in [-1, 1]; views pre-resized to the Prophet's input size
+    """Frames ([-1, 1], HWC) -> CHW tensors; views pre-resized to the Prophet's input size
     (bilinear commutes with the per-channel affine ImageNet normalisation)."""
-    tactile = torch.from_numpy(frames.tactile).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    tactile = torch.from_numpy(frames.tactile).permute(0, 3, 1, 2).float()
     views = []
     for start in range(0, len(frames), 64):
-        v = torch.from_numpy(frames.views[start:start + 64]).float() / 127.5 - 1.0
+        v = torch.from_numpy(frames.views[start:start + 64]).float()
         b, nv, h, w, c = v.shape
         v = v.permute(0, 1, 4, 2, 3).reshape(b * nv, c, h, w)
         if (h, w) != (image_size, image_size):
@@ -160,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codebook-size", type=int, default=64)
     p.add_argument("--num-quantizers", type=int, default=1)
     p.add_argument("--prophet-image-size", type=int, default=64)
-    p.add_argument("--stride", type=int, default=2, help="use every n-th tactile frame")
+    p.add_argument("--rate", type=float, default=15.0,
+                   help="observation rate in bag time, Hz (default: the 15 Hz control rate)")
     p.add_argument("--device", default=None, help="cpu/cuda (default: cuda if available)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--seed", type=int, default=0)
@@ -178,8 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          image_size=args.prophet_image_size)
     t0 = time.perf_counter()
     try:
-        frames = concat_frames([read_bag_frames(b, stride=args.stride) for b in args.bag])
-    except (BagFramesError, ReaderError, OSError) as exc:
+        frames = concat_frames([read_bag_frames(b, rate_hz=args.rate) for b in args.bag])
+    except (BagError, BagFramesError, OSError) as exc:
         print(f"restac-train-vqvae: error: {exc}", file=sys.stderr)
         return 2
     print(f"read {len(frames)} frames from {len(args.bag)} bag(s) in "

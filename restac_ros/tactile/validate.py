@@ -4,7 +4,8 @@
 
 Trains on the training bags (``restac-train-vqvae`` defaults unless flags
 say otherwise), saves the checkpoint, reloads it strictly through
-``ResidualVQVAEWrapper`` and encodes every frame.  Contact-detection AUROC on
+``ResidualVQVAEWrapper`` and encodes every frame (frames from the core's
+observation path, see ``bag_frames``).  Contact-detection AUROC on
 the held-out bag, against ``/contact/ground_truth``:
 
 - ``auroc_q_event``: a logistic-regression probe fitted on the training
@@ -87,8 +88,8 @@ def code_rate_scores(codes_train, y_train, codes_test) -> np.ndarray:
 def evaluate(ckpt: str, train: BagFrames, heldout: BagFrames) -> dict:
     if train.contact is None or heldout.contact is None:
         raise ValueError("validation needs /contact/ground_truth in every bag")
-    wrapper = ResidualVQVAEWrapper(ckpt, tactile_layout="HWC", tactile_range="uint8",
-                                   visual_layout="HWC", visual_range="uint8")
+    wrapper = ResidualVQVAEWrapper(ckpt, tactile_layout="HWC", tactile_range="[-1,1]",
+                                   visual_layout="HWC", visual_range="[-1,1]")
     tr, ho = encode(wrapper, train), encode(wrapper, heldout)
     probe = logistic_probe(tr["q_event"], train.contact, ho["q_event"])
     lv = np.concatenate([tr["logvar"], ho["logvar"]])
@@ -112,13 +113,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--event-steps", type=int, default=300)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--stride", type=int, default=2)
+    p.add_argument("--rate", type=float, default=15.0, help="observation rate (bag time), Hz")
     p.add_argument("--codebook-size", type=int, default=64)
     p.add_argument("--event-batch-size", type=int, default=32)
     p.add_argument("--device", default=None)
     args = p.parse_args(argv)
-    train = concat_frames([read_bag_frames(b, stride=args.stride) for b in args.train])
-    heldout = read_bag_frames(args.heldout, stride=args.stride)
+    train = concat_frames([read_bag_frames(b, rate_hz=args.rate) for b in args.train])
+    heldout = read_bag_frames(args.heldout, rate_hz=args.rate)
     hp = default_hparams(ch=32, codebook_size=args.codebook_size, num_res_blocks=1, image_size=64)
     device = torch.device(args.device) if args.device else None
     trainer = train_vqvae(train, hp, steps=args.steps, event_steps=args.event_steps,

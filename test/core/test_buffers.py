@@ -129,3 +129,26 @@ def test_clear_keeps_counters() -> None:
     b.push("cam", S, "img", S)
     b.clear()
     assert b.latest("cam") is None and b.counters()["cam"].accepted == 1
+
+
+def test_time_bounded_history_and_at_or_before() -> None:
+    """history_s keeps exactly what looking back history_s from the newest entry needs."""
+    ms = S // 1000
+    b = StreamBuffers([StreamSpec("j", 0.1, history=100, history_s=0.05)])
+    for k in range(0, 101):  # 100 Hz for 1 s
+        b.push("j", S + k * 10 * ms, k, S + k * 10 * ms)
+    hist = b.history("j")
+    # newest at 2.0 s; the newest entry at or before 1.95 s is kept, older ones dropped
+    assert [e.value for e in hist] == [95, 96, 97, 98, 99, 100]
+    assert b.at_or_before("j", 2 * S - 50 * ms).value == 95
+    assert b.at_or_before("j", 2 * S - 41 * ms).value == 95  # nearest not after
+    assert b.at_or_before("j", 2 * S).value == 100
+    assert b.at_or_before("j", 2 * S - 51 * ms) is None  # older than what is kept
+    assert b.at_or_before("j", 10 * S).value == 100
+    # the count cap still applies
+    capped = StreamBuffers([StreamSpec("j", 0.1, history=3, history_s=1.0)])
+    for k in range(10):
+        capped.push("j", S + k * ms, k, S + k * ms)
+    assert [e.value for e in capped.history("j")] == [7, 8, 9]
+    with pytest.raises(ValueError, match="history_s must be >= 0"):
+        StreamSpec("x", 1.0, history_s=-1.0)

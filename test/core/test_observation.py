@@ -1,4 +1,5 @@
-"""ObservationBuilder: valid assembly, every InvalidObservation reason, postprocess_actions."""
+"""ObservationBuilder: valid assembly, action_prev semantics, every InvalidObservation reason,
+postprocess_actions, the encoder-inputs-only mode."""
 
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ def make_sample(**overrides) -> RawSample:
         stamp_ns=5 * S,
         images={slot: _img(24, 32) for slot in CAMERAS},
         joints=joint_sample(JOINTS, STATE, 5 * S),
-        prev_joints=joint_sample(JOINTS, PREV, 5 * S - S // 100),
+        prev_joints=joint_sample(JOINTS, PREV, 5 * S - S // 15),
         prompt="pick up the cube",
         tactile=_img(240, 320, 200),
     )
@@ -81,6 +82,7 @@ def _reason(builder: ObservationBuilder, sample: RawSample) -> InvalidObservatio
 
 
 def test_valid_sample_gives_normalised_padded_batch1_observation(builder) -> None:
+    """state normalised; action_prev raw (state - prev_state, NOT normalised), padded."""
     obs = builder.build(make_sample())
     for slot in CAMERAS:
         img = obs.images[slot]
@@ -95,9 +97,8 @@ def test_valid_sample_gives_normalised_padded_batch1_observation(builder) -> Non
     assert obs.state.shape == (1, ACTION_DIM) and obs.state.dtype == np.float32
     np.testing.assert_allclose(obs.state[0, :8], expect_state, atol=1e-5)
     assert np.all(obs.state[0, 8:] == 0)
-    delta = STATE - PREV
-    expect_prev = (delta - as_array("actions", "mean")) / (as_array("actions", "std") + 1e-6)
-    np.testing.assert_allclose(obs.action_prev[0, :8], expect_prev, atol=1e-5)
+    assert obs.action_prev.shape == (1, ACTION_DIM) and obs.action_prev.dtype == np.float32
+    np.testing.assert_array_equal(obs.action_prev[0, :8], (STATE - PREV).astype(np.float32))
     assert np.all(obs.action_prev[0, 8:] == 0)
     assert obs.tokenized_prompt.shape == (1, MAX_TOKENS) and obs.tokenized_prompt.dtype == np.int32
     assert obs.tokenized_prompt_mask.dtype == bool and obs.tokenized_prompt_mask.sum() > 0
@@ -236,11 +237,12 @@ def test_tactile_required_but_absent(norm_stats_path, spm_model_path) -> None:
 
 
 def _fill(buffers: StreamBuffers, t_ns: int, skip: tuple[str, ...] = ()) -> None:
+    """Images at t; joints PREV one action_prev_dt_s (1/15 s, ns-truncated) before STATE at t."""
     for topic in [*CAMERAS.values(), TACTILE]:
         if topic not in skip:
             buffers.push(topic, t_ns, _img(24, 32), t_ns)
     if JOINT_STATES not in skip:
-        for k, (q, dt) in enumerate(((PREV, S // 100), (STATE, 0))):
+        for k, (q, dt) in enumerate(((PREV, S // 15), (STATE, 0))):
             buffers.push(JOINT_STATES, t_ns - dt, joint_sample(JOINTS, q), t_ns + k)
 
 
@@ -304,6 +306,7 @@ def test_tactile_in_buffers_required_vs_optional(norm_stats_path, spm_model_path
     later = 5 * S + S // 4
     for topic in CAMERAS.values():
         buffers.push(topic, later, _img(4, 4), later)
+    buffers.push(JOINT_STATES, later - S // 15, joint_sample(JOINTS, STATE), later)
     buffers.push(JOINT_STATES, later, joint_sample(JOINTS, STATE + 0.01), later)
     sample = opt.sample_from_buffers(buffers, 5 * S + S // 4, "p")  # tactile 250 ms old
     assert sample.tactile is None
@@ -334,9 +337,14 @@ def test_spec_validation() -> None:
         make_spec(joint_names=("a", "a"))
     with pytest.raises(ValueError, match="distinct"):
         make_spec(tactile_stream=JOINT_STATES)
+    with pytest.raises(ValueError, match="action_prev_dt_s"):
+        make_spec(action_prev_dt_s=0.0)
     ee = make_spec(action_space=ee_pose_rpy(horizon=50))
     assert ee.robot_dim == 7 and ee.state_dim == 8
-    assert [s.name for s in ee.stream_specs() if s.history == 2] == [JOINT_STATES]
+    assert ee.action_prev_dt_s == pytest.approx(1 / 15) and ee.action_prev_dt_ns == 66_666_667
+    joint = [s for s in ee.stream_specs() if s.history > 1]
+    assert [s.name for s in joint] == [JOINT_STATES]
+    assert joint[0].history_s == ee.action_prev_dt_s and joint[0].history >= 2000 / 15
 
 
 def test_builder_refuses_incomplete_stats(spm_model_path) -> None:

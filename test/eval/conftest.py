@@ -13,7 +13,7 @@ import pytest
 from restac_ros.sample_bag.writer import write_sample_bag
 
 REPO = Path(__file__).resolve().parents[2]
-HELD_OUT_SEEDS = (101, 102)  # the demo trains on seeds 1-4
+HELD_OUT_SEEDS = (101, 102)  # the demo trains on seeds 1-8
 
 
 @pytest.fixture(scope="session")

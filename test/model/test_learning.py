@@ -17,13 +17,13 @@ import pytest
 
 from test.model.conftest import ACTION_DIM, HORIZON, make_obs, tiny_config
 
-STEPS, BATCH = 300, 8
+STEPS, BATCH = 200, 8
 
 
 def _tactile(rng, contact: np.ndarray) -> np.ndarray:
     img = rng.normal(-0.5, 0.1, (len(contact), 128, 160, 3)).astype(np.float32)
     yy, xx = np.mgrid[:128, :160]
-    blob = ((yy - 64) ** 2 + (xx - 80) ** 2 < 30**2)[None, :, :, None]
+    blob = ((yy - 64) ** 2 + (xx - 80) ** 2 < 50**2)[None, :, :, None]  # a pressed gel pad
     return np.where(contact[:, None, None, None] & blob, 0.8, img).astype(np.float32)
 
 
@@ -44,7 +44,7 @@ def test_tactile_branch_learns_contact_dependent_actions():
     cfg = tiny_config(vision_variant="micro", fusion="two_stage", gate="factorized")
     model = cfg.create(jax.random.key(0))
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    opt = optax.adam(2e-3)
+    opt = optax.adam(3e-3)
     opt_state = opt.init(params)
 
     @jax.jit
@@ -68,6 +68,8 @@ def test_tactile_branch_learns_contact_dependent_actions():
         params, opt_state, loss = train_step(params, opt_state, step_rng, obs, actions)
         losses.append(float(loss))
     first, last = np.mean(losses[:10]), np.mean(losses[-20:])
+    print(f"flow loss {first:.3f} -> {last:.3f} over {STEPS} steps; curve:", np.round(
+        [np.mean(losses[i:i + 20]) for i in range(0, STEPS, 20)], 3))
     assert last * 5 <= first, f"flow loss only went {first:.3f} -> {last:.3f}"
 
     model = nnx.merge(graphdef, params, rest)
@@ -78,7 +80,9 @@ def test_tactile_branch_learns_contact_dependent_actions():
     acts = np.asarray(sample(obs, noise))
     gap = np.mean(acts[:4], 0) - np.mean(acts[4:], 0)
     target_gap = targets[0] - targets[-1]
-    assert np.mean(np.abs(gap - target_gap)) < 0.25 * np.mean(np.abs(target_gap)), gap
+    err = np.mean(np.abs(gap - target_gap)) / np.mean(np.abs(target_gap))
+    print(f"contact/no-contact gap error: {err:.3f} of the target gap")
+    assert err < 0.25, gap
     # Zeroed tactile input (or none at all): nothing left to tell the groups apart.
     for zeroed in (dataclasses.replace(obs, tactile_image=np.zeros_like(obs.tactile_image)),
                    dataclasses.replace(obs, tactile_mask=np.zeros(8, bool))):

@@ -7,7 +7,6 @@ import flax.nnx as nnx
 import jax
 import jax.extend
 import numpy as np
-import pytest
 
 from restac_ros.model.fusion import SCOPE as FUSION_SCOPE
 from restac_ros.model.pi0_restac import ENCODE_SCOPE
@@ -27,15 +26,10 @@ def _scoped(eqns, scope):
     return [e for e in eqns if scope in str(e.source_info.name_stack)]
 
 
-@pytest.fixture(scope="module")
-def policy(pi0_model):
-    return RestacPolicy(pi0_model, num_steps=4)
-
-
-def test_deterministic_and_compiled_once_per_shape(policy, pi0_model):
+def test_deterministic_and_compiled_once_per_shape(pi0_model):
+    policy = RestacPolicy(pi0_model, num_steps=4)
     cfg = pi0_model.config
     obs = make_obs(cfg, 2, seed=3)
-    before = RestacPolicy.num_compiles()
     a = policy.infer(obs, seed=7)
     b = policy.infer(make_obs(cfg, 2, seed=3), seed=7)
     c = policy.infer(obs, seed=8)
@@ -45,10 +39,10 @@ def test_deterministic_and_compiled_once_per_shape(policy, pi0_model):
     assert not np.allclose(a.actions_norm, c.actions_norm)
     assert a.actions_norm.shape == (2, cfg.action_horizon, cfg.action_dim)
     assert a.inference_ms > 0
-    assert RestacPolicy.num_compiles() - before == 1
+    assert policy.num_compiles == 1
     policy.warmup(make_obs(cfg, 1))
     policy.infer(make_obs(cfg, 1, seed=4), seed=1)
-    assert RestacPolicy.num_compiles() - before == 2  # a new batch size compiles once more
+    assert policy.num_compiles == 2  # a new batch size compiles once more
 
 
 def test_fixed_noise_makes_rng_irrelevant(pi0_model):

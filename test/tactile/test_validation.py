@@ -2,7 +2,9 @@
 
 Trains on two ``restac-make-sample-bag`` episodes, evaluates on a held-out
 third: contact-detection AUROC from q_event (and from the codes) >= 0.8 on
-the held-out episode, logvar finite on every frame.  ~1.5-2 min on one core.
+the held-out episode, logvar finite on every frame.  Frames come from the
+core's observation path (``BagDataset`` + ``ObservationBuilder``) at 7.5 Hz.
+~1.5-2 min on one core.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from restac_ros.tactile.train import save_trained, train_vqvae
 from restac_ros.tactile.validate import auroc, evaluate
 
 SECONDS = 10.0  # one grasp: free space first, then ~4.5 s of contact
+RATE_HZ = 7.5  # every other 15 Hz control tick
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +39,7 @@ def test_auroc_reference_values():
 
 
 def test_contact_labels_match_bag_metadata(bags):
-    f = read_bag_frames(bags[0], stride=4)
+    f = read_bag_frames(bags[0], rate_hz=RATE_HZ)
     intervals = read_contact_intervals(bags[0])
     inside = np.array([any(a <= t <= b for a, b in intervals) for t in f.stamps_ns])
     assert 0.2 < f.contact.mean() < 0.8
@@ -45,8 +48,8 @@ def test_contact_labels_match_bag_metadata(bags):
 
 @pytest.mark.slow
 def test_contact_detection_on_heldout_episode(bags, tmp_path):
-    train = concat_frames([read_bag_frames(b, stride=4) for b in bags[:2]])
-    heldout = read_bag_frames(bags[2], stride=4)
+    train = concat_frames([read_bag_frames(b, rate_hz=RATE_HZ) for b in bags[:2]])
+    heldout = read_bag_frames(bags[2], rate_hz=RATE_HZ)
     hp = default_hparams(ch=32, codebook_size=32, num_res_blocks=1, image_size=64)
     trainer = train_vqvae(train, hp, steps=15, event_steps=80, batch_size=4,
                           event_batch_size=16, device="cpu", seed=0, progress=False)

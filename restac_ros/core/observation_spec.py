@@ -1,0 +1,121 @@
+"""ObservationSpec: what the policy consumes and from which streams (re-exported by
+`restac_ros.core.observation`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+from collections.abc import Mapping
+
+from restac_ros.core.action_space import DEFAULT_DT_S, ActionSpace
+from restac_ros.core.buffers import NS_PER_S, StreamSpec
+from restac_ros.model.observation import IMAGE_KEYS
+
+# Default stream names are the default topics (CONTRACT section 3), so a spec
+# built from config/policy.yaml replays a bag with the same names.
+DEFAULT_CAMERA_STREAMS: Mapping[str, str] = types.MappingProxyType(
+    {
+        "base_0_rgb": "/camera/base/image_raw",
+        "left_wrist_0_rgb": "/camera/left_wrist/image_raw",
+        "right_wrist_0_rgb": "/camera/right_wrist/image_raw",
+    }
+)
+# The joint buffer keeps enough entries to look back action_prev_dt_s at joint
+# streams up to this rate (it is time-bounded too, so slower streams keep fewer).
+MAX_JOINT_RATE_HZ = 2000.0
+# Stamps on a shared time grid differ by ns roundings: a state this close after
+# t - action_prev_dt_s still counts as "at" it.
+STAMP_SLACK_NS = 1_000
+
+
+@dataclasses.dataclass(frozen=True)
+class ObservationSpec:
+    """What the policy consumes and from which streams (stream names are free-form keys).
+
+    camera_streams: {model slot: stream} (e.g. DEFAULT_CAMERA_STREAMS); slots not
+      listed are fed black (-1) with mask False.
+    Stream names are free-form keys of StreamBuffers; use the topic names (the
+      defaults) so BagDataset finds them in bags.
+    joint_names: state order; incoming joints are mapped by name.
+    action_dim: the model's (padded) action/state width; the robot's comes from action_space.
+    use_quantile_norm: False = z-score (pi0), True = quantile (pi0.5).
+    state_in_prompt: pi0.5 writes the discretised normalised state into the prompt.
+    default_prompt: used only while no prompt has been received (None: must receive one).
+    action_prev_dt_s: action_prev = state(t) - state(t - action_prev_dt_s), raw units, where
+      t is the newest joint stamp and state(t - dt) the buffered joint state stamped
+      nearest to and not after t - dt (default: one 15 Hz control step, as the
+      published Prophet was trained). That state may be at most joint_max_age_s
+      older than t - dt (a gap in the joint stream refuses with NO_PREVIOUS_STATE).
+    """
+
+    camera_streams: Mapping[str, str]
+    joint_names: tuple[str, ...]
+    action_space: ActionSpace
+    action_dim: int
+    joint_stream: str = "/joint_states"
+    tactile_stream: str | None = "/tactile/image_raw"
+    tactile_required: bool = False
+    camera_max_age_s: float = 0.2
+    joint_max_age_s: float = 0.1
+    tactile_max_age_s: float = 0.2
+    default_prompt: str | None = None
+    use_quantile_norm: bool = False
+    state_in_prompt: bool = False
+    action_prev_dt_s: float = DEFAULT_DT_S
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "camera_streams", types.MappingProxyType(dict(self.camera_streams))
+        )
+        object.__setattr__(self, "joint_names", tuple(self.joint_names))
+        if unknown := set(self.camera_streams) - set(IMAGE_KEYS):
+            raise ValueError(f"unknown camera slots {sorted(unknown)}; slots: {IMAGE_KEYS}")
+        if not self.joint_names or len(set(self.joint_names)) != len(self.joint_names):
+            raise ValueError(f"joint_names must be non-empty and unique: {self.joint_names}")
+        if len(self.joint_names) > self.action_dim:
+            raise ValueError(f"{len(self.joint_names)} joints exceed action_dim {self.action_dim}")
+        if self.action_space.dim > self.action_dim:
+            raise ValueError(
+                f"robot action dim {self.action_space.dim} exceeds action_dim {self.action_dim}"
+            )
+        if not (self.action_prev_dt_s > 0 and math.isfinite(self.action_prev_dt_s)):
+            raise ValueError(f"action_prev_dt_s must be > 0, got {self.action_prev_dt_s}")
+        if self.tactile_required and self.tactile_stream is None:
+            raise ValueError("tactile_required needs a tactile_stream")
+        streams = [*self.camera_streams.values(), self.joint_stream]
+        if self.tactile_stream is not None:
+            streams.append(self.tactile_stream)
+        if len(set(streams)) != len(streams):
+            raise ValueError(f"streams must be distinct: {streams}")
+        self.stream_specs()  # validates the max ages
+
+    @property
+    def state_dim(self) -> int:
+        return len(self.joint_names)
+
+    @property
+    def robot_dim(self) -> int:
+        return self.action_space.dim
+
+    @property
+    def action_prev_dt_ns(self) -> int:
+        return round(self.action_prev_dt_s * NS_PER_S)
+
+    def stream_specs(self) -> tuple[StreamSpec, ...]:
+        """Buffers this spec needs; joints keep action_prev_dt_s of history."""
+        specs = [StreamSpec(s, self.camera_max_age_s) for s in self.camera_streams.values()]
+        history = math.ceil(self.action_prev_dt_s * MAX_JOINT_RATE_HZ) + 4
+        specs.append(
+            StreamSpec(
+                self.joint_stream,
+                self.joint_max_age_s,
+                history=history,
+                history_s=self.action_prev_dt_s,
+            )
+        )
+        if self.tactile_stream is not None:
+            specs.append(
+                StreamSpec(self.tactile_stream, self.tactile_max_age_s, self.tactile_required)
+            )
+        return tuple(specs)
