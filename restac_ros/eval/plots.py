@@ -54,8 +54,10 @@ def _save(fig, path: Path) -> None:
 
 
 def plot_actions(path: Path, arrays: StepArrays, names: Sequence[str],
-                 spans_s: Sequence[tuple[float, float]], step: int = 10) -> PlotInfo:
-    """Per dimension: teacher command, the policy's step-1 and step-`step` predictions."""
+                 spans_s: Sequence[tuple[float, float]], step: int = 10,
+                 dt_s: float | None = None) -> PlotInfo:
+    """Per dimension: teacher command, the policy's step-1 and step-`step` predictions
+    (the latter drawn at the time it is due, obs time + (step-1)*dt_s, when dt_s is given)."""
     d = len(names)
     step = min(step, arrays.actions.shape[1])
     cols = 2
@@ -71,8 +73,10 @@ def plot_actions(path: Path, arrays: StepArrays, names: Sequence[str],
         ax.plot(t, arrays.target[:, 0, i], color=TEACHER_COLOUR, lw=1.6, label="teacher")
         ax.plot(t, arrays.actions[:, 0, i], color=POLICY_COLOUR, lw=1.0, label="policy step 1")
         if step > 1 and dt > 0:
-            ax.plot(t, arrays.actions[:, step - 1, i], color=POLICY_COLOUR, lw=0.8, ls="--",
-                    label=f"policy step {step} (at its obs time)")
+            shift = (step - 1) * dt_s if dt_s else 0.0
+            when = "due time" if dt_s else "obs time"
+            ax.plot(t + shift, arrays.actions[:, step - 1, i], color=POLICY_COLOUR, lw=0.8,
+                    ls="--", label=f"policy step {step} (at its {when})")
         ax.set_ylabel(names[i], fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0, 0].legend(fontsize=7, loc="best")

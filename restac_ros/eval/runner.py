@@ -136,7 +136,7 @@ def write_outputs(out: Path, result: BagResult, policy, p: dict, opts: EvalOptio
     metrics.write_step_csv(out / "steps.csv", arrays, names, result.contact_intervals)
     spans = plots.contact_intervals_s(arrays, result.contact_intervals)
     figs = [
-        plots.plot_actions(out / "actions.png", arrays, names, spans),
+        plots.plot_actions(out / "actions.png", arrays, names, spans, dt_s=dt),
         plots.plot_error_by_horizon(out / "error_by_horizon.png", arrays),
         plots.plot_mae_per_dim(out / "mae_per_dim.png", m),
         plots.plot_logvar_gate(out / "logvar_gate.png", arrays, spans),

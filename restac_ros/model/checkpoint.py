@@ -13,6 +13,7 @@ import re
 import flax.nnx as nnx
 import flax.traverse_util as traverse_util
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -84,7 +85,9 @@ def merge_params(model: nnx.Module, loaded: dict, *, fresh_regex: str | None = N
         problems.append("mis-shaped params: " + "; ".join(sorted(shapes)))
     if problems:
         raise CheckpointMismatchError("checkpoint does not fit the model: " + " | ".join(problems))
-    merged = {k: (np.asarray(have[k]).astype(v.dtype) if k in have else v) for k, v in want.items()}
+    # Device arrays: numpy leaves would be copied to the device on every jitted call.
+    merged = {k: (jnp.asarray(np.asarray(have[k]), dtype=v.dtype) if k in have else v)
+              for k, v in want.items()}
     state = nnx.state(model, nnx.Param)
     nnx.replace_by_pure_dict(state, traverse_util.unflatten_dict(merged, sep="/"))
     nnx.update(model, state)

@@ -26,8 +26,10 @@ class Observation:
     tokenized_prompt_mask: bool [B, max_token_len]
     tactile_image: float32 [B, 128, 160, 3] in [-1, 1]
     tactile_mask:  bool [B] (False = no tactile input: zero features/gate/logvar)
-    action_prev:   float32 [B, action_dim], state_t - state_{t-1}, normalised
-                   with the action stats, zero-padded
+    action_prev:   float32 [B, action_dim], state(t) - state(t - dt) in RAW joint
+                   units (NOT normalised), zero-padded; t = newest joint stamp,
+                   dt = ObservationSpec.action_prev_dt_s (default 1/15 s, one
+                   control step). The VQ-VAE Prophet consumes [:, :7].
     """
 
     images: dict[str, jax.Array | np.ndarray]

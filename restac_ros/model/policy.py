@@ -112,14 +112,16 @@ class RestacPolicy:
         stats = _ns.load_norm_stats(d / "assets" / asset_id / _ns.FILE_NAME)
         tok_path = d / "assets" / TOKENIZER_FILE
         tokenizer = PromptTokenizer(tok_path, cfg.max_token_len) if tok_path.is_file() else None
-        # Abstract model (no random init of possibly billions of params), then the weights.
-        model = nnx.eval_shape(lambda: cfg.create(jax.random.key(0)))
-        _ckpt.load_model_params(d / "params", model)
+        vqvae = None
         if cfg.use_tactile and cfg.residual_vqvae_checkpoint:
             from restac_ros.tactile.jax_port import load_jax_vqvae
 
-            vq_params = load_jax_vqvae(cfg.residual_vqvae_checkpoint)[0]
-            model.tactile_encoder.vqvae.set_value(jax.tree.map(jnp.asarray, vq_params))
+            vqvae = load_jax_vqvae(cfg.residual_vqvae_checkpoint)
+        # Abstract model (no random init of possibly billions of params), then the weights.
+        model = nnx.eval_shape(lambda: Pi0ResTac(cfg, nnx.Rngs(0), vqvae=vqvae))
+        _ckpt.load_model_params(d / "params", model)
+        if vqvae is not None:
+            model.tactile_encoder.vqvae.set_value(jax.tree.map(jnp.asarray, vqvae[0]))
         if cfg.dtype == "bfloat16":
             pg = nnx.state(model.PaliGemma, nnx.Param)
             nnx.update(model.PaliGemma, jax.tree.map(lambda x: x.astype(jnp.bfloat16), pg))

@@ -98,7 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     spinners: list[SpinThread] = []
     players: list[threading.Thread] = []
     try:
-        nodes = create_nodes(specs)
+        try:
+            nodes = create_nodes(specs)
+        except ValueError as exc:  # a parameter value no node can work with
+            raise BringupError(f"bad parameters: {exc}") from exc
         spinners = [SpinThread(n).start() for n in nodes]
         activate(nodes)
         for node in nodes:

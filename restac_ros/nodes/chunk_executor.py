@@ -156,7 +156,11 @@ class ChunkExecutorNode(Node):
             return
         names = tuple(msg.names)
         if self._core is None:
-            self._start_core(names)
+            try:
+                self._start_core(names)
+            except ValueError as exc:  # limits sized for another action space
+                self._reasons.add("config_mismatch", f"chunk {list(names)}: {exc}")
+                return
         elif names != self._names:
             self._reasons.add("names_changed", f"chunk names {list(names)} != {list(self._names)}")
             return
@@ -168,8 +172,8 @@ class ChunkExecutorNode(Node):
             )
 
     def _start_core(self, names: tuple[str, ...]) -> None:
-        self._names = names
-        self._core = ChunkExecutor(executor_config(self.p, len(names)), len(names))
+        core = ChunkExecutor(executor_config(self.p, len(names)), len(names))
+        self._names, self._core = names, core
         if self.p["seed_from_joint_states"] and all(n in self._joints for n in names):
             seed = np.array([self._joints[n] for n in names])
             if np.all(np.isfinite(seed)):

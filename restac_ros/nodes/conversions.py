@@ -95,11 +95,6 @@ def joint_sample(msg: JointState) -> JointSample:
     )
 
 
-def non_finite_joints(positions: dict[str, float], wanted: Sequence[str]) -> list[str]:
-    """Names among `wanted` whose position is NaN or infinite."""
-    return [n for n in wanted if n in positions and not math.isfinite(positions[n])]
-
-
 def action_chunk(
     *,
     stamp_ns: int,

@@ -109,8 +109,8 @@ def action_to_canonical(x, action_dim: int) -> torch.Tensor:
     what = "action_prev"
     x = _as_tensor(x, what)
     if x.ndim != 2 or x.shape[1] != action_dim:
-        raise InputConventionError(f"{what}: expected [B, {action_dim}] (state_t - state_t-1 of "
-                                   f"the arm joints), got {list(x.shape)}")
+        raise InputConventionError(f"{what}: expected [B, {action_dim}] (raw state(t) - "
+                                   f"state(t - dt) of the arm joints), got {list(x.shape)}")
     if not x.is_floating_point():
         raise InputConventionError(f"{what}: expected a float array, got {x.dtype}")
     return x.to(torch.float32)

@@ -6,7 +6,8 @@
 ``vqvae_forward`` is jit-able with ``hparams`` static (a frozen, hashable
 dataclass).  Inputs: tactile float32 [B, 128, 160, 3] in [-1, 1]; visual3
 float32 [B, 3, 224, 224, 3] in [-1, 1] (base, left wrist, right wrist);
-action_prev float32 [B, 7] (state_t - state_{t-1}).  Output: ``VQVAEJaxOutput``
+action_prev float32 [B, 7] (raw joint delta over one control step, see
+``restac_ros.model.observation``).  Output: ``VQVAEJaxOutput``
 (a registered pytree NamedTuple) with codes int32 [B, n_q], q_event [B, 64],
 logvar [B, 1], mu / z_real [B, 16, 20, 3] (NHWC) and h_event [B, 64].
 BatchNorm runs in eval mode from the running statistics.

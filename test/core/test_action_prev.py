@@ -38,7 +38,7 @@ def replay_100hz(builder: ObservationBuilder, until_s: float, gap: tuple[float, 
         if gap and gap[0] < t < gap[1]:
             continue
         stamp = T0 + k * 10 * MS
-        buffers.push(JOINT_STATES, stamp, joint_sample(JOINTS, joint_positions(t)), stamp)
+        buffers.push(JOINT_STATES, stamp, joint_sample(JOINTS, joint_positions(t), stamp), stamp)
     for k in range(int(until_s * 30 + 1e-9) + 1):
         stamp = T0 + round(k * S / 30)
         for topic in [*CAMERAS.values(), TACTILE]:
@@ -74,7 +74,9 @@ def test_too_little_joint_history(builder) -> None:
     with pytest.raises(InvalidObservation) as info:
         builder.sample_from_buffers(buffers, T0 + 50 * MS, "p")
     assert info.value.reason is ReasonCode.NO_PREVIOUS_STATE
-    assert "0.0667s before the newest" in info.value.message and "spans 0.0500s" in info.value.message
+    assert (
+        "0.0667s before the newest" in info.value.message and "spans 0.0500s" in info.value.message
+    )
 
 
 def test_gap_in_joint_stream(builder) -> None:
@@ -92,7 +94,9 @@ def test_buffer_keeps_enough_history_at_high_rates(builder) -> None:
     buffers = builder.make_buffers()
     for k in range(1001):
         stamp = T0 + k * MS
-        buffers.push(JOINT_STATES, stamp, joint_sample(JOINTS, joint_positions(k / 1000)), stamp)
+        buffers.push(
+            JOINT_STATES, stamp, joint_sample(JOINTS, joint_positions(k / 1000), stamp), stamp
+        )
     assert len(buffers.history(JOINT_STATES)) == 68  # 1.0 back to 0.933 s inclusive
     for topic in [*CAMERAS.values(), TACTILE]:
         buffers.push(topic, T0 + S, _img(), T0 + S)

@@ -63,6 +63,11 @@ def test_replay_count_and_alignment(tmp_path: Path, builder, storage: str) -> No
     expect = norm.normalize(joint_positions(0.5), stats, use_quantiles=False)
     np.testing.assert_allclose(step.observation.state[0, :8], expect, atol=1e-5)
     assert step.observation.tactile_mask.tolist() == [True]
+    # action_prev: raw delta over ~1/15 s (100 Hz joints: 0.5 s - 70 ms), not normalised
+    assert step.sample.prev_joints.stamp_ns == START_NS + S // 2 - 70_000_000
+    want = joint_positions(0.5) - joint_positions(0.43)
+    np.testing.assert_allclose(step.observation.action_prev[0, :8], want, rtol=1e-6)
+    assert np.all(step.observation.action_prev[0, 8:] == 0)
 
     # teacher: action k due at t0 + k*0.1 s -> first 15 Hz command at or after it
     teacher_times = START_NS + np.round(np.arange(16) * S / 15).astype(np.int64)

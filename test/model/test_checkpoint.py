@@ -49,6 +49,7 @@ def test_save_load_round_trip_is_bit_exact(models, tmp_path):
     want, got = _flat(model), _flat(other)
     assert want.keys() == got.keys()
     for k in want:
+        assert isinstance(got[k], jax.Array), k  # device arrays, not numpy
         assert got[k].dtype == want[k].dtype and np.array_equal(np.asarray(got[k]),
                                                                 np.asarray(want[k])), k
 

@@ -112,3 +112,19 @@ def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="gemma variant"):
         tiny_config(paligemma_variant="gemma_7b")
     assert tiny_config(backbone="pi05", max_token_len=None).max_token_len == 200
+
+
+@pytest.mark.parametrize("fusion", ["two_stage", "prefix_self_attn"])
+def test_bf16_compute_traces_for_pi05(fusion):
+    cfg = tiny_config(backbone="pi05", fusion=fusion, dtype="bfloat16")
+    model = nnx.eval_shape(lambda: cfg.create(jax.random.key(0)))
+    graphdef, state = nnx.split(model)
+    state = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, jnp.bfloat16)
+                         if x.dtype == jnp.float32 else x, state)  # bf16 weights everywhere
+    obs = make_obs(cfg, B)
+    actions, diag = jax.eval_shape(
+        lambda s: nnx.merge(graphdef, s).sample_actions(jax.random.key(0), obs), state)
+    assert actions.dtype == jnp.float32 and diag.gate.dtype == jnp.float32
+    loss = jax.eval_shape(lambda s: nnx.merge(graphdef, s).compute_loss(
+        jax.random.key(0), obs, np.zeros((B, HORIZON, ACTION_DIM), np.float32)), state)
+    assert loss.shape == (B, HORIZON)

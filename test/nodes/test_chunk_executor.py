@@ -237,3 +237,12 @@ def test_float64_multi_array_and_pose_stamped_outputs(ros_context):
         assert got["gripper"][-1].data == pytest.approx(0.8)
     finally:
         h2.close()
+
+
+def test_chunk_not_matching_the_limits_is_reported_not_fatal(make_harness):
+    h = make_harness(position_min=[-1.0] * 8, position_max=[1.0] * 8)  # 8 dims, chunks have 3
+    h.wait_matched()
+    h.send(ramp(np.zeros(3), np.zeros(3)), h.now_ns())
+    h.spin_for(0.6)
+    assert "config_mismatch" in h.diag_text() and h.commands == []
+    assert h.spinner.error is None  # the executor thread is still spinning

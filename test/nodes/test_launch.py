@@ -118,6 +118,16 @@ def test_launch_files_match_bringup(launch_file, arguments, launch, argv):
     for entity in description.entities:
         if isinstance(entity, DeclareLaunchArgument):
             entity.visit(context)
+    from launch.actions import OpaqueFunction
+    from launch_ros.actions import Node as RosNode
+
+    executables = []
+    for entity in description.entities:
+        if isinstance(entity, OpaqueFunction):
+            for action in entity.execute(context) or []:
+                if isinstance(action, RosNode) and action.node_executable != "rviz2":
+                    executables.append(action.node_executable)
+    assert executables == list(ld.LAUNCHES[launch])
     from_launch = ld.describe(launch_actions.resolved_specs(context, launch))
     from_bringup = ld.describe(
         bringup.specs_from_args(bringup.parse_args(["--params", str(YAML), *argv]))

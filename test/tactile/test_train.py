@@ -19,7 +19,7 @@ def test_train_cli_writes_published_ckpt(tmp_path, capsys):
     rc = main(["--bag", str(bag), "--out", str(out), "--steps", "3", "--event-steps", "4",
                "--batch-size", "4", "--event-batch-size", "8",
                "--codebook-size", "8", "--prophet-image-size", "32", "--device", "cpu",
-               "--no-progress", "--threads", "1"])
+               "--rate", "10", "--no-progress", "--threads", "1"])
     assert rc == 0
     assert "wrote" in capsys.readouterr().err
     state, hp, raw = read_checkpoint(out)
