@@ -13,7 +13,9 @@ from restac_ros.dds_env import is_loopback_env
 
 def require_loopback() -> None:
     if not is_loopback_env(os.environ):
-        raise RuntimeError("ROS tests must run with the loopback DDS environment (test/conftest.py)")
+        raise RuntimeError(
+            "ROS tests must run with the loopback DDS environment (test/conftest.py)"
+        )
 
 
 def spin_until(executor, condition: Callable[[], bool], timeout_s: float) -> bool:

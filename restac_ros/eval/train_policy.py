@@ -190,8 +190,12 @@ def _prepare(bags: list[Path], wd: Path, tc: TrainConfig, p: dict, tokenizer: Pa
 def train(bags: Sequence[str | Path], out: str | Path, tc: TrainConfig = TrainConfig(),
           params_path: str | Path | None = None, tokenizer: str | Path | None = None,
           resume: bool = False, progress: bool = True, teacher_topic: str = TEACHER_TOPIC,
-          log=print) -> Path:
-    """Train and write the checkpoint directory `out`; returns its path."""
+          log=print, stop_after: int | None = None) -> Path | None:
+    """Train and write the checkpoint directory `out`; returns its path.
+
+    stop_after: end this session after that step (of the tc.steps schedule), saving the
+    training state only (no checkpoint, returns None); continue later with resume=True.
+    """
     import jax
     from tqdm import tqdm
 
@@ -233,7 +237,8 @@ def train(bags: Sequence[str | Path], out: str | Path, tc: TrainConfig = TrainCo
         start = int(json.loads(state_file.read_text())["step"])
         log(f"resumed from step {start} ({wd})")
     losses = []
-    bar = tqdm(range(start, tc.steps), initial=start, total=tc.steps, desc="training",
+    end = tc.steps if stop_after is None else min(tc.steps, max(stop_after, start))
+    bar = tqdm(range(start, end), initial=start, total=tc.steps, desc="training",
                unit="step", disable=not progress)
     base = jax.random.key(tc.seed + 1)
     done = start
@@ -252,7 +257,10 @@ def train(bags: Sequence[str | Path], out: str | Path, tc: TrainConfig = TrainCo
     except KeyboardInterrupt:
         _save_state(wd, trainer, done, meta)
         raise
-    _save_state(wd, trainer, max(tc.steps, start), meta)
+    _save_state(wd, trainer, max(done, start), meta)
+    if done < tc.steps:
+        log(f"stopped at step {done} of {tc.steps}; continue with --resume (state in {wd})")
+        return None
 
     policy_meta = {
         "action_space": p["action_space"], "action_names": list(p["joint_names"]),
@@ -293,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="sentencepiece model to reuse (default: train one on the prompts)")
     ap.add_argument("--teacher-topic", default=TEACHER_TOPIC)
     ap.add_argument("--resume", action="store_true", help="continue from OUT.train/")
+    ap.add_argument("--stop-after", type=int, default=None,
+                    help="end this session after step N (state saved; continue with --resume)")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     return ap
 
@@ -305,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
                      vqvae_checkpoint=str(args.vqvae.resolve()) if args.vqvae else None)
     try:
         train(args.bags, args.out, tc, args.params, args.tokenizer, args.resume,
-              progress=not args.quiet, teacher_topic=args.teacher_topic)
+              progress=not args.quiet, teacher_topic=args.teacher_topic,
+              stop_after=args.stop_after)
     except (BagError, params.ParamsError, FileExistsError, FileNotFoundError, ValueError) as err:
         print(f"restac-train-policy: error: {err}", file=sys.stderr)
         return 2

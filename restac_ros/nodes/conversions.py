@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from builtin_interfaces.msg import Time
+from builtin_interfaces.msg import Duration, Time
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Path
 from sensor_msgs.msg import CompressedImage, Image, JointState
@@ -38,9 +38,7 @@ def ns_to_stamp(ns: int) -> Time:
     return Time(sec=ns // NS_PER_S, nanosec=ns % NS_PER_S)
 
 
-def duration_to_msg(seconds: float):
-    from builtin_interfaces.msg import Duration
-
+def duration_to_msg(seconds: float) -> Duration:
     ns = round(seconds * NS_PER_S)
     return Duration(sec=ns // NS_PER_S, nanosec=ns % NS_PER_S)
 

@@ -7,10 +7,6 @@ from typing import Any
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
-from rclpy.parameter import Parameter
-
-# A parameter without a default: (type, description).
-Unset = tuple[Parameter.Type, str]
 
 
 def declare(node: Node, specs: Mapping[str, tuple[Any, str]]) -> dict[str, Any]:

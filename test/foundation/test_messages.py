@@ -8,8 +8,8 @@ import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
-
 from restac_ros.msg import ActionChunk, TactileDiagnostics
+
 from test.ros_helpers import spin_until, start_python, stop_process
 
 PUBLISHER = r"""
