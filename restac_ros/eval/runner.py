@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from restac_ros.core.bag_dataset import TEACHER_TOPIC, BagDataset
 
-from . import bag_io, metrics, params, plots, prediction_bag, report_html
+from . import metrics, params, plots, prediction_bag, report_html
 from .records import StepRecord, stack
 
 _log = logging.getLogger(__name__)
@@ -56,22 +56,44 @@ def hold_commands(stamps: np.ndarray, commands: np.ndarray, t_ns: int) -> np.nda
     return commands[i]
 
 
+def teacher_series(ds: BagDataset) -> tuple[np.ndarray, np.ndarray]:
+    """The teacher commands the dataset loaded (stamps sorted, [N, robot_dim]).
+
+    Read from the dataset instead of a second pass over the bag (a pass costs about
+    as much as the whole policy loop); BagDataset has no public accessor yet.
+    """
+    try:
+        return np.asarray(ds._teacher_stamps), np.asarray(ds._teacher_actions, np.float64)
+    except AttributeError:
+        raise RuntimeError("restac_ros.core.bag_dataset.BagDataset no longer keeps the teacher "
+                           "series (_teacher_stamps/_teacher_actions) the hold baseline "
+                           "needs") from None
+
+
 def evaluate_bag(bag: Path, policy, p: dict, opts: EvalOptions) -> BagResult:
-    """Run the policy at opts.rate_hz over the bag; KeyboardInterrupt keeps what is done."""
+    """Run the policy at opts.rate_hz over the bag; KeyboardInterrupt keeps what is done.
+
+    wall_s covers everything from opening the bag; warmup_s (jit compilation) is part of it.
+    """
+    t0 = time.perf_counter()
     builder = params.builder_for(p, policy.config, policy.norm_stats, policy.tokenizer)
     ds = BagDataset(bag, builder, opts.rate_hz, teacher_topic=opts.teacher_topic,
                     prompt_topic=p["prompt_topic"] or None,
                     unstamped_policy=p["unstamped_policy"])
-    names = builder.spec.action_space.names
-    t_stamps, t_cmds = bag_io.joint_series(bag, opts.teacher_topic, names)
-    order = np.argsort(t_stamps, kind="stable")
-    t_stamps, t_cmds = t_stamps[order], t_cmds[order]
+    try:
+        return _evaluate(ds, policy, builder, opts, t0)
+    finally:
+        ds.close()
+
+
+def _evaluate(ds: BagDataset, policy, builder, opts: EvalOptions, t0: float) -> BagResult:
+    t_stamps, t_cmds = teacher_series(ds)
+    bag = ds.path
     intervals = ds.info.contact_intervals()
     result = BagResult(Path(bag), [], intervals, Counter(), 0, 0.0, 0.0, ds.info.duration_s)
     total = len(ds) if opts.max_steps is None else min(len(ds), opts.max_steps)
     bar = tqdm(total=total, desc=f"eval {Path(bag).name}", unit="tick",
                disable=not opts.progress)
-    t0 = time.perf_counter()
     try:
         for step in ds:
             if opts.max_steps is not None and len(result.records) >= opts.max_steps:

@@ -80,41 +80,15 @@ def compute_stats(bags: Sequence[Path], joint_topic: str, names: Sequence[str],
 def extract(bags: Sequence[Path], builder: ObservationBuilder, rate_hz: float,
             progress: bool = True, teacher_topic: str = TEACHER_TOPIC) -> TrainArrays:
     """Every tick with an observation and a full horizon of teacher commands."""
-    spec = builder.spec
     cols: dict[str, list] = {k: [] for k in ("state", "tokens", "token_mask", "tactile",
                                              "tactile_mask", "action_prev", "actions")}
     images: dict[str, list] = {k: [] for k in IMAGE_KEYS}
     masks: dict[str, list] = {k: [] for k in IMAGE_KEYS}
     checked = False
     for bag in bags:
-        ds = BagDataset(bag, builder, rate_hz, teacher_topic=teacher_topic)
-        it = ds.valid_steps()
-        if progress:
-            it = tqdm(it, total=len(ds), desc=f"reading {Path(bag).name}", unit="obs",
-                      leave=False)
-        for step in it:
-            if not step.target_mask.all():
-                continue
-            obs = step.observation
-            if not checked:
-                for k in IMAGE_KEYS:
-                    _check_lossless(obs.images[k], f"camera {k}")
-                _check_lossless(obs.tactile_image, "tactile")
-                checked = True
-            for k in IMAGE_KEYS:
-                images[k].append(to_uint8(obs.images[k][0]))
-                masks[k].append(bool(obs.image_masks[k][0]))
-            cols["state"].append(obs.state[0])
-            cols["tokens"].append(obs.tokenized_prompt[0])
-            cols["token_mask"].append(obs.tokenized_prompt_mask[0])
-            cols["tactile"].append(to_uint8(obs.tactile_image[0]))
-            cols["tactile_mask"].append(bool(obs.tactile_mask[0]))
-            cols["action_prev"].append(obs.action_prev[0])
-            target = norm.normalize(step.targets, builder.stats["actions"],
-                                    use_quantiles=spec.use_quantile_norm)
-            padded = np.zeros((target.shape[0], spec.action_dim), np.float32)
-            padded[:, : target.shape[1]] = target
-            cols["actions"].append(padded)
+        with BagDataset(bag, builder, rate_hz, teacher_topic=teacher_topic) as ds:
+            _collect(ds, builder, progress, images, masks, cols, checked)
+            checked = True
     if not cols["state"]:
         raise ValueError(f"no training examples in {[str(b) for b in bags]} "
                          "(no tick had a valid observation and a full horizon of commands)")
@@ -129,6 +103,38 @@ def extract(bags: Sequence[Path], builder: ObservationBuilder, rate_hz: float,
         action_prev=np.stack(cols["action_prev"]).astype(np.float32),
         actions=np.stack(cols["actions"]).astype(np.float32),
     )
+
+
+def _collect(ds: BagDataset, builder: ObservationBuilder, progress: bool, images: dict,
+             masks: dict, cols: dict, checked: bool) -> None:
+    """Append every tick of `ds` with an observation and a full horizon of commands."""
+    spec = builder.spec
+    it = ds.valid_steps()
+    if progress:
+        it = tqdm(it, total=len(ds), desc=f"reading {ds.path.name}", unit="obs", leave=False)
+    for step in it:
+        if not step.target_mask.all():
+            continue
+        obs = step.observation
+        if not checked:
+            for k in IMAGE_KEYS:
+                _check_lossless(obs.images[k], f"camera {k}")
+            _check_lossless(obs.tactile_image, "tactile")
+            checked = True
+        for k in IMAGE_KEYS:
+            images[k].append(to_uint8(obs.images[k][0]))
+            masks[k].append(bool(obs.image_masks[k][0]))
+        cols["state"].append(obs.state[0])
+        cols["tokens"].append(obs.tokenized_prompt[0])
+        cols["token_mask"].append(obs.tokenized_prompt_mask[0])
+        cols["tactile"].append(to_uint8(obs.tactile_image[0]))
+        cols["tactile_mask"].append(bool(obs.tactile_mask[0]))
+        cols["action_prev"].append(obs.action_prev[0])
+        target = norm.normalize(step.targets, builder.stats["actions"],
+                                use_quantiles=spec.use_quantile_norm)
+        padded = np.zeros((target.shape[0], spec.action_dim), np.float32)
+        padded[:, : target.shape[1]] = target
+        cols["actions"].append(padded)
 
 
 def train_tokenizer(prompts: Sequence[str], out: Path, vocab_size: int = 64) -> Path:
