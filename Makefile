@@ -13,7 +13,7 @@ DDS_ENV = FASTDDS_DEFAULT_PROFILES_FILE=$(CURDIR)/config/fastdds_loopback.xml \
 	ROS_DOMAIN_ID=$${ROS_DOMAIN_ID:-$$(( 20 + $$$$ % 180 ))} \
 	JAX_PLATFORMS=$${JAX_PLATFORMS:-cpu}
 
-.PHONY: setup test demo lint bench clean-venv
+.PHONY: setup demo-policy test demo lint bench clean-venv
 
 setup: $(STAMPS)/msgs
 
@@ -32,18 +32,24 @@ $(STAMPS)/msgs: $(STAMPS)/package msg/ActionChunk.msg msg/TactileDiagnostics.msg
 	scripts/build_msgs.sh $(VENV)
 	@touch $@
 
-test: setup
+# The demo's embedded policy: trained once from generated sample episodes and
+# cached in .cache/demo_policy (retrained only when its config or code changes).
+demo-policy: setup
+	$(DDS_ENV) $(PY) -m restac_ros.eval.demo_checkpoint
+
+test: setup demo-policy
 	$(PY) -m ruff check .
 	$(DDS_ENV) $(PY) -m pytest -q $(PYTEST_ARGS)
 
-demo: setup
+demo: setup demo-policy
 	$(DDS_ENV) $(VENV)/bin/restac-demo $(DEMO_ARGS)
 
 lint: setup
 	$(PY) -m ruff check .
 
-bench: setup
-	$(DDS_ENV) $(PY) bench/run_all.py
+bench: setup demo-policy
+	for b in model_latency vqvae_latency ros_overhead eval_speed; do \
+		$(DDS_ENV) $(PY) bench/$$b.py || exit 1; done
 
 clean-venv:
 	rm -rf $(VENV) build

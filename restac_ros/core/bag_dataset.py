@@ -10,8 +10,8 @@ training. Bag topics are the ObservationSpec's stream names unless
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-import json
 import sqlite3
 import struct
 from collections.abc import Iterator, Mapping
@@ -22,6 +22,14 @@ import numpy as np
 from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.rosbag2 import ReaderError
 
+from restac_ros.core.bag_info import (  # noqa: F401  (re-exported: the public API)
+    BagCorrupt,
+    BagError,
+    BagInfo,
+    BagTopicMissing,
+    BagTypeMismatch,
+    _custom_data,
+)
 from restac_ros.core.buffers import NS_PER_S, StreamBuffers, StreamCounters, UnstampedPolicy
 from restac_ros.core.messages import (
     IMAGE_TYPES,
@@ -32,6 +40,7 @@ from restac_ros.core.messages import (
     to_joint_sample,
 )
 from restac_ros.core.observation import InvalidObservation, ObservationBuilder, RawSample
+from restac_ros.core.teacher_series import TeacherSeries
 from restac_ros.model.observation import Observation
 
 TEACHER_TOPIC = "/teacher/joint_command"
@@ -39,24 +48,12 @@ PROMPT_TOPIC = "/restac/prompt"
 TARGET_SLACK_NS = 1_000_000  # 1 ms: stamps on the same 15 Hz grid differ by ns roundings
 
 
-class BagError(Exception):
-    """A bag that cannot be replayed; the message names the bag and the problem."""
-
-
-class BagTopicMissing(BagError):
-    pass
-
-
-class BagTypeMismatch(BagError):
-    pass
-
-
-class BagCorrupt(BagError):
-    pass
-
-
 # Errors rosbags and sqlite raise on unreadable / truncated storage.
-_STORAGE_ERRORS = (AnyReaderError, ReaderError, sqlite3.DatabaseError, EOFError, OSError)
+STORAGE_ERRORS = (AnyReaderError, ReaderError, sqlite3.DatabaseError, EOFError, OSError)
+_STORAGE_ERRORS = STORAGE_ERRORS  # the old (private) name
+# A tick's step waits until the replay is this far past its last target's due time,
+# so teacher commands logged after their stamp (transport latency) still count.
+TEACHER_LATENCY_S = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,39 +72,6 @@ class BagStep:
     invalid: InvalidObservation | None
     targets: np.ndarray
     target_mask: np.ndarray
-
-
-@dataclasses.dataclass(frozen=True)
-class BagInfo:
-    path: Path
-    start_ns: int
-    end_ns: int  # log time of the last message
-    topics: dict[str, str]  # topic -> msgtype
-    custom: dict[str, str]
-
-    @property
-    def duration_s(self) -> float:
-        return (self.end_ns - self.start_ns) / NS_PER_S
-
-    def contact_intervals(self) -> list[tuple[int, int]]:
-        """`restac.contact_intervals` custom metadata: [(start_ns, end_ns), ...] ([] if absent)."""
-        raw = self.custom.get("restac.contact_intervals")
-        if raw is None:
-            return []
-        try:
-            return [(int(a), int(b)) for a, b in json.loads(raw)]
-        except (ValueError, TypeError) as err:
-            raise BagError(f"{self.path}: bad restac.contact_intervals {raw!r}: {err}") from None
-
-
-def _custom_data(reader: AnyReader) -> dict[str, str]:
-    """rosbag2 metadata.yaml `custom_data` (rosbags keeps it on the directory reader)."""
-    custom: dict[str, str] = {}
-    for sub in reader.readers:
-        for holder in (sub, getattr(sub, "storage", None)):
-            meta = getattr(holder, "metadata", None)
-            custom.update(getattr(meta, "custom", None) or {})
-    return custom
 
 
 class _Pending:
@@ -158,7 +122,10 @@ class BagDataset:
         try:
             self.info = self._read_info(reader)
             self._check_topics()
-            self._teacher_stamps, self._teacher_actions = self._load_teacher(reader)
+            count = sum(getattr(c, "msgcount", 0) or 0 for c in reader.connections
+                        if c.topic == teacher_topic)
+            self._teacher = TeacherSeries(builder.spec.action_space.names, count)
+            self._replaying = False
         except BaseException:
             self.close()
             raise
@@ -186,7 +153,7 @@ class BagDataset:
         reader = AnyReader([self.path])
         try:
             reader.open()
-        except _STORAGE_ERRORS as err:
+        except STORAGE_ERRORS as err:
             raise BagCorrupt(f"{self.path}: cannot open bag: {err}") from None
         return reader
 
@@ -241,7 +208,7 @@ class BagDataset:
         conns = [c for c in reader.connections if c.topic in topics]
         try:
             yield from reader.messages(connections=conns)
-        except _STORAGE_ERRORS as err:
+        except STORAGE_ERRORS as err:
             raise BagCorrupt(f"{self.path}: error reading messages: {err}") from None
 
     def _header_stamp(self, raw: bytes, conn: Any) -> int:
@@ -277,29 +244,51 @@ class BagDataset:
             tactile=None if sample.tactile is None else self._resolve(reader, sample.tactile),
         )
 
-    def _load_teacher(self, reader: AnyReader) -> tuple[np.ndarray, np.ndarray]:
-        """All teacher commands (a 15 Hz topic: small), sorted by stamp, in action order."""
-        space = self.builder.spec.action_space
-        if self.teacher_topic is None:
-            return np.zeros((0,), np.int64), np.zeros((0, space.dim), np.float32)
-        stamps, rows = [], []
-        for conn, log_ns, raw in self._messages(reader, {self.teacher_topic}):
-            msg = self._deserialize(reader, raw, conn)
-            given = {n: i for i, n in enumerate(msg.name)}
-            if missing := [n for n in space.names if n not in given]:
-                raise BagError(
-                    f"{self.path}: {self.teacher_topic} lacks action names {missing} "
-                    f"(has {list(msg.name)})"
-                )
-            if len(msg.position) != len(msg.name):
-                raise BagCorrupt(f"{self.path}: {self.teacher_topic}: names/positions differ")
-            stamps.append(stamp_ns(msg) or log_ns)
-            rows.append([msg.position[given[n]] for n in space.names])
-        order = np.argsort(np.asarray(stamps, dtype=np.int64), kind="stable")
-        return (
-            np.asarray(stamps, dtype=np.int64)[order],
-            np.asarray(rows, dtype=np.float32).reshape(-1, space.dim)[order],
-        )
+    def _teacher_row(self, reader: AnyReader, conn: Any, log_ns: int, raw: bytes
+                     ) -> tuple[int, np.ndarray]:
+        """(stamp, command float32 [dim] in action order) of one teacher message."""
+        msg = self._deserialize(reader, raw, conn)
+        given = {n: i for i, n in enumerate(msg.name)}
+        names = self._teacher.names
+        if missing := [n for n in names if n not in given]:
+            raise BagError(f"{self.path}: {self.teacher_topic} lacks action names {missing} "
+                           f"(has {list(msg.name)})")
+        if len(msg.position) != len(msg.name):
+            raise BagCorrupt(f"{self.path}: {self.teacher_topic}: names/positions differ")
+        row = np.asarray([msg.position[given[n]] for n in names], np.float32)
+        return stamp_ns(msg) or log_ns, row
+
+    def _ensure_teacher(self) -> None:
+        """Outside a replay: read the teacher topic alone if no replay has collected it."""
+        if self._teacher.complete or self._replaying:
+            return
+        self._teacher.reset()
+        if self.teacher_topic is not None:
+            reader = self._get_reader()
+            for conn, log_ns, raw in self._messages(reader, {self.teacher_topic}):
+                self._teacher.add(*self._teacher_row(reader, conn, log_ns, raw))
+        self._teacher.complete = True
+
+    def teacher_series(self) -> tuple[np.ndarray, np.ndarray]:
+        """All teacher commands, stamp-sorted: (stamps int64 [N], actions float32 [N, dim]).
+
+        Collected by the replay itself (iterating the dataset); called before any
+        complete replay, it reads the teacher topic in a pass of its own. During a
+        replay: the commands read so far (every one stamped before the step just
+        yielded, and those due over its horizon).
+        """
+        self._ensure_teacher()
+        return self._teacher.arrays()
+
+    @property
+    def _teacher_stamps(self) -> np.ndarray:
+        """Compatibility: the live, in-place filled stamps (unread: INT64_MAX at the end)."""
+        return self._teacher.stamps
+
+    @property
+    def _teacher_actions(self) -> np.ndarray:
+        """Compatibility: the live, in-place filled commands (unread: NaN at the end)."""
+        return self._teacher.actions
 
     # -- replay -------------------------------------------------------------
     def teacher_targets(self, t0_ns: int) -> tuple[np.ndarray, np.ndarray]:
@@ -309,18 +298,10 @@ class BagDataset:
         the command issued at or after the moment action k is due. The slack
         (TARGET_SLACK_NS) absorbs ns rounding when ticks and commands share a grid.
         """
+        self._ensure_teacher()
         space = self.builder.spec.action_space
-        dt_ns = space.dt_s * NS_PER_S
-        targets = np.zeros((space.horizon, space.dim), dtype=np.float32)
-        mask = np.zeros((space.horizon,), dtype=bool)
-        stamps = self._teacher_stamps
-        for k in range(space.horizon):
-            lo = t0_ns + round(k * dt_ns) - TARGET_SLACK_NS
-            i = int(np.searchsorted(stamps, lo, side="left"))
-            if i < len(stamps) and stamps[i] < lo + dt_ns:
-                targets[k] = self._teacher_actions[i]
-                mask[k] = True
-        return targets, mask
+        return self._teacher.targets(t0_ns, space.horizon, space.dt_s * NS_PER_S,
+                                     TARGET_SLACK_NS)
 
     def tick_times(self) -> np.ndarray:
         """Bag-time ticks: start, start + 1/rate, ... up to the last message."""
@@ -331,40 +312,69 @@ class BagDataset:
     def __len__(self) -> int:
         return len(self.tick_times())
 
-    def _step(
-        self, reader: AnyReader, index: int, tick: int, buffers: StreamBuffers, prompt: str | None
-    ) -> BagStep:
-        targets, mask = self.teacher_targets(tick)
+    def _sample(self, reader: AnyReader, tick: int, buffers: StreamBuffers,
+                prompt: str | None) -> RawSample | InvalidObservation:
+        """The tick's sample, taken from the buffers as they are at the tick."""
         try:
-            sample = self.builder.sample_from_buffers(buffers, tick, prompt)
-            sample = self._resolve_sample(reader, sample)
+            return self._resolve_sample(reader, self.builder.sample_from_buffers(
+                buffers, tick, prompt))
+        except InvalidObservation as err:
+            return err
+
+    def _step(self, index: int, tick: int, sample: RawSample | InvalidObservation) -> BagStep:
+        targets, mask = self.teacher_targets(tick)
+        if isinstance(sample, InvalidObservation):
+            return BagStep(index, tick, None, None, sample, targets, mask)
+        try:
             obs = self.builder.build(sample)
         except InvalidObservation as err:
             return BagStep(index, tick, None, None, err, targets, mask)
         return BagStep(index, tick, sample, obs, None, targets, mask)
 
     def __iter__(self) -> Iterator[BagStep]:
+        """One pass over the bag: observation streams, prompt and teacher commands."""
         spec = self.builder.spec
         buffers = StreamBuffers(spec.stream_specs(), self.unstamped_policy)
         self._replay_buffers = buffers
         topics = {t for t in self._topic.values() if t in self.info.topics}
         if self.prompt_topic is not None and self.prompt_topic in self.info.topics:
             topics.add(self.prompt_topic)
+        collect = not self._teacher.complete and self.teacher_topic is not None
+        wait_ns = 0
+        if collect:
+            topics.add(self.teacher_topic)
+            self._teacher.reset()
+            space = spec.action_space
+            wait_ns = round((space.horizon * space.dt_s + TEACHER_LATENCY_S) * NS_PER_S)
         prompt: str | None = self.info.custom.get("restac.prompt")
         ticks = self.tick_times()
         next_tick = 0
+        pending: collections.deque = collections.deque()  # (index, tick, sample) awaiting targets
         reader = self._get_reader()
-        for conn, log_ns, raw in self._messages(reader, topics):
-            while next_tick < len(ticks) and log_ns > ticks[next_tick]:
-                yield self._step(reader, next_tick, int(ticks[next_tick]), buffers, prompt)
-                next_tick += 1
-            if conn.topic == self.prompt_topic:
-                prompt = str(self._deserialize(reader, raw, conn).data)
-            else:
-                stamp = self._header_stamp(raw, conn)
-                buffers.push(self._stream[conn.topic], stamp, _Pending(raw, conn), log_ns)
-        for i in range(next_tick, len(ticks)):
-            yield self._step(reader, i, int(ticks[i]), buffers, prompt)
+        self._replaying = True
+        try:
+            for conn, log_ns, raw in self._messages(reader, topics):
+                while next_tick < len(ticks) and log_ns > ticks[next_tick]:
+                    tick = int(ticks[next_tick])
+                    pending.append((next_tick, tick, self._sample(reader, tick, buffers, prompt)))
+                    next_tick += 1
+                while pending and log_ns > pending[0][1] + wait_ns:
+                    yield self._step(*pending.popleft())
+                if conn.topic == self.teacher_topic:
+                    self._teacher.add(*self._teacher_row(reader, conn, log_ns, raw))
+                elif conn.topic == self.prompt_topic:
+                    prompt = str(self._deserialize(reader, raw, conn).data)
+                else:
+                    stamp = self._header_stamp(raw, conn)
+                    buffers.push(self._stream[conn.topic], stamp, _Pending(raw, conn), log_ns)
+            for i in range(next_tick, len(ticks)):
+                pending.append((i, int(ticks[i]), self._sample(reader, int(ticks[i]), buffers,
+                                                                prompt)))
+            self._teacher.complete = True
+            while pending:
+                yield self._step(*pending.popleft())
+        finally:
+            self._replaying = False
 
     def topic_messages(self, topic: str) -> Iterator[tuple[int, Any]]:
         """(log time ns, deserialised message) of one topic in log-time order ([] if absent)."""

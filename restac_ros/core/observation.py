@@ -29,6 +29,8 @@ from restac_ros.core.observation_spec import (  # noqa: F401  (re-exported: the 
     MAX_JOINT_RATE_HZ,
     STAMP_SLACK_NS,
     ObservationSpec,
+    default_delta_action_mask,
+    delta_action_mask_from_meta,
 )
 from restac_ros.model import norm_stats as norm
 from restac_ros.model.observation import IMAGE_KEYS, IMAGE_SIZE, TACTILE_SIZE, Observation
@@ -119,6 +121,7 @@ class ObservationBuilder:
         self.spec = spec
         self.stats = stats
         self.tokenizer = tokenizer
+        self._last_state_raw: np.ndarray | None = None
 
     @classmethod
     def encoder_inputs_only(cls, spec: ObservationSpec) -> ObservationBuilder:
@@ -135,6 +138,7 @@ class ObservationBuilder:
         builder.stats = types.MappingProxyType({})
         builder.tokenizer = None
         builder.inputs_only = True
+        builder._last_state_raw = None
         return builder
 
     # -- stream side -------------------------------------------------------
@@ -293,6 +297,7 @@ class ObservationBuilder:
             tactile = np.full((1, *TACTILE_SIZE, 3), -1.0, dtype=np.float32)
             tactile_mask = np.zeros((1,), dtype=bool)
 
+        self._last_state_raw = state
         return Observation(
             images=images,
             image_masks=masks,
@@ -304,8 +309,47 @@ class ObservationBuilder:
             action_prev=self._pad(action_prev)[None],
         )
 
-    def postprocess_actions(self, actions_norm: np.ndarray) -> np.ndarray:
-        """Model actions [H, action_dim] (normalised, padded) -> float32 [H, robot_dim]."""
+    @property
+    def delta_mask(self) -> np.ndarray:
+        """bool [robot_dim]: dims the model predicts relative to the current raw state."""
+        mask = np.zeros((self.spec.robot_dim,), bool)
+        mask[: len(self.spec.delta_action_mask)] = self.spec.delta_action_mask
+        return mask
+
+    def _state_for_actions(self, state_raw: np.ndarray | None) -> np.ndarray:
+        if state_raw is None:
+            state_raw = self._last_state_raw
+            if state_raw is None:
+                raise InvalidActions("delta actions need the observation's raw state")
+        state = np.asarray(state_raw, np.float64).reshape(-1)
+        if state.shape[0] < self.spec.robot_dim:
+            raise InvalidActions(f"raw state has {state.shape[0]} dims, "
+                                 f"need {self.spec.robot_dim}")
+        return np.where(self.delta_mask, state[: self.spec.robot_dim], 0.0)
+
+    def relative_actions(self, actions_raw: np.ndarray, state_raw: np.ndarray) -> np.ndarray:
+        """Robot-unit actions [H, robot_dim] -> the model's (un-normalised) action space."""
+        return np.asarray(actions_raw, np.float64) - self._state_for_actions(state_raw)
+
+    def action_targets(self, actions_raw: np.ndarray, state_raw: np.ndarray) -> np.ndarray:
+        """Training targets: robot-unit actions [H, robot_dim] -> float32 [H, action_dim]
+        (relative for the delta dims, normalised, padded): the inverse of postprocess."""
+        rel = norm.normalize(self.relative_actions(actions_raw, state_raw),
+                             self.stats["actions"], use_quantiles=self.spec.use_quantile_norm)
+        out = np.zeros((rel.shape[0], self.spec.action_dim), np.float32)
+        out[:, : rel.shape[1]] = rel
+        return out
+
+    def postprocess_actions(
+        self, actions_norm: np.ndarray, state_raw: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Model actions [H, action_dim] (normalised, padded) -> float32 [H, robot_dim].
+
+        state_raw: the raw state [state_dim] of the observation the actions were
+        predicted from (`state_vector(sample.joints)`), added back on the delta dims.
+        None: the raw state of this builder's latest build() (for callers that
+        postprocess right after building, one observation at a time).
+        """
         if self.inputs_only:
             raise InvalidActions("an encoder_inputs_only builder has no action stats")
         actions = np.asarray(actions_norm)
@@ -319,6 +363,8 @@ class ObservationBuilder:
         out = norm.unnormalize(
             robot, self.stats["actions"], use_quantiles=self.spec.use_quantile_norm
         )
+        if self.spec.delta_action_mask and any(self.spec.delta_action_mask):
+            out = out + self._state_for_actions(state_raw)
         return np.asarray(out, dtype=np.float32)
 
 

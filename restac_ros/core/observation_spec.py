@@ -29,6 +29,15 @@ MAX_JOINT_RATE_HZ = 2000.0
 STAMP_SLACK_NS = 1_000
 
 
+def backbone_flags(pi05: bool) -> dict[str, bool]:
+    """ObservationSpec fields the backbone fixes: pi0.5 = quantile norm + state in the prompt.
+
+    The one rule restac-eval / restac-train-policy (eval.params) and policy_node
+    (nodes.policy_params) both apply to a checkpoint's `config.pi05`.
+    """
+    return {"use_quantile_norm": bool(pi05), "state_in_prompt": bool(pi05)}
+
+
 @dataclasses.dataclass(frozen=True)
 class ObservationSpec:
     """What the policy consumes and from which streams (stream names are free-form keys).
@@ -63,8 +72,13 @@ class ObservationSpec:
     use_quantile_norm: bool = False
     state_in_prompt: bool = False
     action_prev_dt_s: float = DEFAULT_DT_S
+    # Per robot action dim: True = the model predicts it relative to the current raw
+    # state (openpi delta actions). () = all absolute (checkpoints without the meta key).
+    delta_action_mask: tuple[bool, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "delta_action_mask", tuple(bool(m) for m in
+                                                            self.delta_action_mask))
         object.__setattr__(
             self, "camera_streams", types.MappingProxyType(dict(self.camera_streams))
         )
@@ -88,6 +102,11 @@ class ObservationSpec:
             streams.append(self.tactile_stream)
         if len(set(streams)) != len(streams):
             raise ValueError(f"streams must be distinct: {streams}")
+        if self.delta_action_mask and len(self.delta_action_mask) != self.action_space.dim:
+            raise ValueError(f"delta_action_mask has {len(self.delta_action_mask)} entries, "
+                             f"the action space {self.action_space.dim}")
+        if any(self.delta_action_mask) and self.action_space.dim > len(self.joint_names):
+            raise ValueError("delta actions need a state entry per action dim")
         self.stream_specs()  # validates the max ages
 
     @property
@@ -119,3 +138,21 @@ class ObservationSpec:
                 StreamSpec(self.tactile_stream, self.tactile_max_age_s, self.tactile_required)
             )
         return tuple(specs)
+
+
+def default_delta_action_mask(action_space: str, names: tuple[str, ...] | list[str]
+                              ) -> tuple[bool, ...]:
+    """openpi's default for joint-space robots: joints relative, the gripper absolute."""
+    if action_space != "joint_position":
+        return tuple(False for _ in names)
+    return tuple("gripper" not in n.lower() for n in names)
+
+
+def delta_action_mask_from_meta(meta: dict, robot_dim: int) -> tuple[bool, ...]:
+    """policy_meta.json's `delta_action_mask`; absent (older checkpoints): all absolute."""
+    mask = meta.get("delta_action_mask")
+    if mask is None:
+        return tuple(False for _ in range(robot_dim))
+    if len(mask) != robot_dim:
+        raise ValueError(f"delta_action_mask has {len(mask)} entries, robot_dim is {robot_dim}")
+    return tuple(bool(m) for m in mask)

@@ -15,9 +15,9 @@ import numpy as np
 from rosbags.highlevel import AnyReader
 
 from restac_ros.core.bag_dataset import (
-    _STORAGE_ERRORS,
     JOINT_STATE,
     PROMPT_TOPIC,
+    STORAGE_ERRORS,
     STRING,
     BagCorrupt,
     BagError,
@@ -33,7 +33,7 @@ def _open(path: Path) -> AnyReader:
     reader = AnyReader([Path(path)])
     try:
         reader.open()
-    except _STORAGE_ERRORS as err:
+    except STORAGE_ERRORS as err:
         raise BagCorrupt(f"{path}: cannot open bag: {err}") from None
     return reader
 
@@ -77,7 +77,7 @@ def _messages(reader: AnyReader, path: Path, topic: str, msgtype: str):
                 raise BagCorrupt(f"{path}: cannot deserialize {conn.msgtype} on {topic}: "
                                  f"{err!r}") from None
             yield log_ns, msg
-    except _STORAGE_ERRORS as err:
+    except STORAGE_ERRORS as err:
         raise BagCorrupt(f"{path}: error reading messages: {err}") from None
 
 

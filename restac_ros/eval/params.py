@@ -6,6 +6,7 @@ topic name because `restac_ros.core.bag_dataset` feeds buffers by topic.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import yaml
 
 from restac_ros.core.action_space import ActionSpace, make_action_space
 from restac_ros.core.observation import ObservationBuilder, ObservationSpec
+from restac_ros.core.observation_spec import backbone_flags
 from restac_ros.paths import config_path
 
 REQUIRED = (
@@ -70,7 +72,7 @@ def observation_spec(p: dict, horizon: int, action_dim: int,
         extra["action_prev_dt_s"] = float(p["action_prev_dt_s"])
     return ObservationSpec(
         **extra,
-        state_in_prompt=pi05,
+        **backbone_flags(pi05),
         camera_streams=dict(zip(p["camera_slots"], p["camera_topics"], strict=True)),
         joint_names=tuple(p["joint_names"]),
         action_space=action_space(p, horizon),
@@ -82,12 +84,19 @@ def observation_spec(p: dict, horizon: int, action_dim: int,
         joint_max_age_s=float(p["joint_max_age_s"]),
         tactile_max_age_s=float(p["tactile_max_age_s"]),
         default_prompt=p["default_prompt"] or None,
-        use_quantile_norm=pi05,
     )
 
 
-def builder_for(p: dict, config, stats, tokenizer) -> ObservationBuilder:
-    """The ObservationBuilder for a model config (horizon, action_dim, pi0/pi0.5 norm)."""
+def builder_for(p: dict, config, stats, tokenizer,
+                delta_action_mask: tuple[bool, ...] | None = None) -> ObservationBuilder:
+    """The ObservationBuilder for a model config (horizon, action_dim, pi0/pi0.5 norm).
+
+    delta_action_mask: the checkpoint's (policy_meta.json); None: p["delta_action_mask"]
+    when set (restac-eval copies the checkpoint's there), else all absolute.
+    """
+    if delta_action_mask is None:
+        delta_action_mask = p.get("delta_action_mask") or ()
     spec = observation_spec(p, int(config.action_horizon), int(config.action_dim),
                             bool(config.pi05))
+    spec = dataclasses.replace(spec, delta_action_mask=tuple(delta_action_mask))
     return ObservationBuilder(spec, stats, tokenizer)

@@ -2,7 +2,10 @@
 
 Observations come from `restac_ros.core.bag_dataset.BagDataset` with the
 ObservationBuilder built from the same parameters as policy_node; actions go
-back to robot units with the builder's `postprocess_actions`.
+back to robot units with the builder's `postprocess_actions`. Ticks and noise seeds
+follow `restac_ros.core.ticks` (tick grid from the bag start in stamp time, seed from
+(seed, tick stamp)), as policy_node's `tick_on: stamps` does: replaying the bag through
+DDS gives the same chunks (test/eval/test_live_parity.py).
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from restac_ros.core import ticks
 from restac_ros.core.bag_dataset import TEACHER_TOPIC, BagDataset
+from restac_ros.core.observation_spec import delta_action_mask_from_meta
 
 from . import metrics, params, plots, prediction_bag, report_html
 from .records import StepRecord, stack
@@ -76,7 +81,11 @@ def evaluate_bag(bag: Path, policy, p: dict, opts: EvalOptions) -> BagResult:
     wall_s covers everything from opening the bag; warmup_s (jit compilation) is part of it.
     """
     t0 = time.perf_counter()
-    builder = params.builder_for(p, policy.config, policy.norm_stats, policy.tokenizer)
+    mask = p.get("delta_action_mask")
+    if mask is None:  # restac-eval's cli copies the checkpoint's; direct callers may not
+        mask = delta_action_mask_from_meta(policy.meta or {}, params.action_space(p, 1).dim)
+    builder = params.builder_for(p, policy.config, policy.norm_stats, policy.tokenizer,
+                                 delta_action_mask=tuple(mask))
     ds = BagDataset(bag, builder, opts.rate_hz, teacher_topic=opts.teacher_topic,
                     prompt_topic=p["prompt_topic"] or None,
                     unstamped_policy=p["unstamped_policy"])
@@ -105,8 +114,9 @@ def _evaluate(ds: BagDataset, policy, builder, opts: EvalOptions, t0: float) -> 
                 continue
             if not result.records and result.warmup_s == 0.0:
                 result.warmup_s = policy.warmup(step.observation)
-            r = policy.infer(step.observation, opts.seed)
-            actions = builder.postprocess_actions(np.asarray(r.actions_norm)[0])
+            r = policy.infer(step.observation, ticks.tick_seed(opts.seed, step.stamp_ns))
+            actions = builder.postprocess_actions(np.asarray(r.actions_norm)[0],
+                                                  builder.state_vector(step.sample.joints))
             target = np.where(step.target_mask[:, None], step.targets, np.nan)
             d = r.diagnostics
             result.records.append(StepRecord(

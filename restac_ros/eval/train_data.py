@@ -34,7 +34,14 @@ class TrainArrays:
     tactile: np.ndarray  # uint8 [N, 128, 160, 3]
     tactile_mask: np.ndarray  # bool [N]
     action_prev: np.ndarray  # float32 [N, A]
-    actions: np.ndarray  # float32 [N, H, A], normalised + padded teacher commands
+    actions: np.ndarray  # float32 [N, H, A], model targets (builder.action_targets)
+    state_raw: np.ndarray  # float64 [N, state_dim], raw joint state of each observation
+    targets_raw: np.ndarray  # float32 [N, H, robot_dim], teacher commands in robot units
+
+    def set_targets(self, builder: ObservationBuilder) -> None:
+        """actions = the builder's model-space targets (delta dims relative to the state)."""
+        self.actions = np.stack([builder.action_targets(t, s) for t, s in
+                                 zip(self.targets_raw, self.state_raw, strict=True)])
 
     @property
     def n(self) -> int:
@@ -77,11 +84,19 @@ def compute_stats(bags: Sequence[Path], joint_topic: str, names: Sequence[str],
             "actions": norm.compute_norm_stats(np.concatenate(actions))}
 
 
+def relative_action_stats(data: TrainArrays, builder: ObservationBuilder) -> norm.NormStats:
+    """openpi-style "actions" stats over the model's (relative) action chunks."""
+    rel = [builder.relative_actions(t, s) for t, s in
+           zip(data.targets_raw, data.state_raw, strict=True)]
+    return norm.compute_norm_stats(np.concatenate(rel))
+
+
 def extract(bags: Sequence[Path], builder: ObservationBuilder, rate_hz: float,
             progress: bool = True, teacher_topic: str = TEACHER_TOPIC) -> TrainArrays:
     """Every tick with an observation and a full horizon of teacher commands."""
     cols: dict[str, list] = {k: [] for k in ("state", "tokens", "token_mask", "tactile",
-                                             "tactile_mask", "action_prev", "actions")}
+                                             "tactile_mask", "action_prev", "state_raw",
+                                             "targets_raw")}
     images: dict[str, list] = {k: [] for k in IMAGE_KEYS}
     masks: dict[str, list] = {k: [] for k in IMAGE_KEYS}
     checked = False
@@ -92,7 +107,7 @@ def extract(bags: Sequence[Path], builder: ObservationBuilder, rate_hz: float,
     if not cols["state"]:
         raise ValueError(f"no training examples in {[str(b) for b in bags]} "
                          "(no tick had a valid observation and a full horizon of commands)")
-    return TrainArrays(
+    data = TrainArrays(
         images={k: np.stack(v) for k, v in images.items()},
         image_masks={k: np.asarray(v, bool) for k, v in masks.items()},
         state=np.stack(cols["state"]).astype(np.float32),
@@ -101,14 +116,17 @@ def extract(bags: Sequence[Path], builder: ObservationBuilder, rate_hz: float,
         tactile=np.stack(cols["tactile"]),
         tactile_mask=np.asarray(cols["tactile_mask"], bool),
         action_prev=np.stack(cols["action_prev"]).astype(np.float32),
-        actions=np.stack(cols["actions"]).astype(np.float32),
+        actions=np.zeros((0,), np.float32),
+        state_raw=np.stack(cols["state_raw"]),
+        targets_raw=np.stack(cols["targets_raw"]).astype(np.float32),
     )
+    data.set_targets(builder)
+    return data
 
 
 def _collect(ds: BagDataset, builder: ObservationBuilder, progress: bool, images: dict,
              masks: dict, cols: dict, checked: bool) -> None:
     """Append every tick of `ds` with an observation and a full horizon of commands."""
-    spec = builder.spec
     it = ds.valid_steps()
     if progress:
         it = tqdm(it, total=len(ds), desc=f"reading {ds.path.name}", unit="obs", leave=False)
@@ -130,11 +148,8 @@ def _collect(ds: BagDataset, builder: ObservationBuilder, progress: bool, images
         cols["tactile"].append(to_uint8(obs.tactile_image[0]))
         cols["tactile_mask"].append(bool(obs.tactile_mask[0]))
         cols["action_prev"].append(obs.action_prev[0])
-        target = norm.normalize(step.targets, builder.stats["actions"],
-                                use_quantiles=spec.use_quantile_norm)
-        padded = np.zeros((target.shape[0], spec.action_dim), np.float32)
-        padded[:, : target.shape[1]] = target
-        cols["actions"].append(padded)
+        cols["state_raw"].append(builder.state_vector(step.sample.joints))
+        cols["targets_raw"].append(step.targets)
 
 
 def train_tokenizer(prompts: Sequence[str], out: Path, vocab_size: int = 64) -> Path:

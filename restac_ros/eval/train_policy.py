@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from restac_ros.core.bag_dataset import TEACHER_TOPIC, BagError
+from restac_ros.core.observation_spec import default_delta_action_mask
 
 from . import bag_io, params, train_data
 
@@ -56,6 +57,9 @@ class TrainConfig:
     num_fusion_heads: int = 4
     gate: str = "necessity"
     vqvae_checkpoint: str | None = None
+    # openpi delta actions: joints predicted relative to the current state (the gripper
+    # absolute) for joint_position; False: every dim absolute.
+    delta_actions: bool = True
 
     def model_config(self, vocab_size: int, action_dim: int):
         from restac_ros.model.config import Pi0ResTacConfig
@@ -223,9 +227,16 @@ def train(bags: Sequence[str | Path], out: str | Path, tc: TrainConfig = TrainCo
 
     cfg, stats, tok, tok_path = _prepare(bags, wd, tc, p, tokenizer and Path(tokenizer),
                                          teacher_topic)
-    builder = params.builder_for(p, cfg, stats, tok)
+    names = tuple(params.action_space(p, cfg.action_horizon).names)
+    mask = (default_delta_action_mask(p["action_space"], names) if tc.delta_actions
+            else tuple(False for _ in names))
+    builder = params.builder_for(p, cfg, stats, tok, mask)
     t0 = time.perf_counter()
     data = train_data.extract(bags, builder, tc.rate_hz, progress, teacher_topic)
+    if any(mask):  # "actions" stats over the model's relative chunks (openpi)
+        stats = {**stats, "actions": train_data.relative_action_stats(data, builder)}
+        builder = params.builder_for(p, cfg, stats, tok, mask)
+        data.set_targets(builder)
     log(f"{data.n} training examples from {len(bags)} bag(s) in {time.perf_counter() - t0:.1f} s")
 
     model = cfg.create(jax.random.key(tc.seed))
@@ -266,6 +277,7 @@ def train(bags: Sequence[str | Path], out: str | Path, tc: TrainConfig = TrainCo
         "action_space": p["action_space"], "action_names": list(p["joint_names"]),
         "joint_names": list(p["joint_names"]), "dt_s": float(p["action_dt_s"]),
         "camera_slots": list(p["camera_slots"]), "asset_id": "restac_sample",
+        "delta_action_mask": list(mask),
         "training": {**dataclasses.asdict(tc), "examples": data.n,
                      "bags": [b.name for b in bags],
                      "final_loss": float(np.mean(losses[-20:])) if losses else None},

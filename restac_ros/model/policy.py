@@ -5,7 +5,8 @@ Checkpoint layout (docs/ARCHITECTURE.md):
   CKPT/params/              orbax, openpi tree layout
   CKPT/assets/<asset_id>/norm_stats.json
   CKPT/assets/tokenizer.model
-  CKPT/policy_meta.json     action space, action names, dt, camera slots, asset_id
+  CKPT/policy_meta.json     action space, action names, dt, camera slots, asset_id,
+                            delta_action_mask (action dims predicted relative to the state)
 """
 
 from __future__ import annotations
@@ -126,6 +127,11 @@ class RestacPolicy:
             pg = nnx.state(model.PaliGemma, nnx.Param)
             nnx.update(model.PaliGemma, jax.tree.map(lambda x: x.astype(jnp.bfloat16), pg))
         return cls(model, norm_stats=stats, tokenizer=tokenizer, meta=meta, num_steps=num_steps)
+
+    @property
+    def delta_action_mask(self) -> list[bool] | None:
+        """policy_meta.json's per-action-dim delta flags (None: absent, all absolute)."""
+        return self.meta.get("delta_action_mask")
 
     @property
     def num_compiles(self) -> int:

@@ -10,16 +10,20 @@ messages into core types; every refusal is counted and shown on /diagnostics.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
+from collections import deque
 
 import numpy as np
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String
 
+from restac_ros.core import ticks
 from restac_ros.core.images import RawCompressedImage, RawImage
 from restac_ros.core.observation import InvalidActions, InvalidObservation, ObservationBuilder
+from restac_ros.core.observation_spec import delta_action_mask_from_meta
 from restac_ros.nodes import conversions, diagnostics, policy_params, qos
 from restac_ros.nodes.params import declare
 from restac_ros.nodes.policy_model import LoadedPolicy, load_policy
@@ -29,6 +33,7 @@ from restac_ros.nodes.spin import run_nodes
 from restac_ros.nodes.worker import Worker
 
 NODE_NAME = "policy_node"
+BACKLOG = 8  # tick_on: stamps: ticks that may wait for the worker before one is skipped
 
 
 class PolicyNode(LifecycleNode):
@@ -47,6 +52,9 @@ class PolicyNode(LifecycleNode):
         self._active = False
         self._next_chunk_id = 0
         self._last_tick_ns = 0
+        self._ticker: ticks.StampTicker | None = None  # tick_on: stamps
+        self._held: dict[str, deque] = {}  # tick_on: stamps, messages not yet buffered
+        self._backlog: deque = deque()  # tick_on: stamps, samples waiting for the worker
         self._diag_pub = self.create_publisher(
             diagnostics.DiagnosticArray, self.p["diagnostics_topic"], qos.DIAGNOSTICS
         )
@@ -73,6 +81,8 @@ class PolicyNode(LifecycleNode):
             spec = policy_params.observation_spec(
                 self.p, space, self.policy.action_dim, self.policy.quantile_norm
             )
+            mask = delta_action_mask_from_meta(self.policy.meta or {}, space.dim)
+            spec = dataclasses.replace(spec, delta_action_mask=mask)
             self.builder = ObservationBuilder(spec, self.policy.norm_stats, self.policy.tokenizer)
             self.buffers = self.builder.make_buffers(self.p["unstamped_policy"])
             warm_ms = self.policy.warmup()
@@ -101,6 +111,12 @@ class PolicyNode(LifecycleNode):
         self._active = True
         if self.p["tick_on"] == "timer":
             self._tick_timer = self.create_timer(1.0 / self.p["rate_hz"], self._on_tick)
+        elif self.p["tick_on"] == "stamps":
+            required = tuple(s.name for s in self.builder.spec.stream_specs() if s.required)
+            self._ticker = ticks.StampTicker(
+                int(self.p["tick_origin_ns"]), self.p["rate_hz"], required
+            )
+            self._held = {s.name: deque() for s in self.builder.spec.stream_specs()}
         self.status.lifecycle = "active"
         return super().on_activate(state)
 
@@ -109,6 +125,8 @@ class PolicyNode(LifecycleNode):
         if self._tick_timer is not None:
             self.destroy_timer(self._tick_timer)
             self._tick_timer = None
+        self._ticker, self._held = None, {}
+        self._backlog.clear()
         self.buffers.clear()
         self.status.lifecycle = "inactive"
         return super().on_deactivate(state)
@@ -170,14 +188,34 @@ class PolicyNode(LifecycleNode):
         return self.get_clock().now().nanoseconds
 
     def _push(self, stream: str, header, value) -> None:
-        reason = self.buffers.push(
-            stream, conversions.stamp_to_ns(header.stamp), value, self._now_ns()
-        )
+        stamp_ns, now_ns = conversions.stamp_to_ns(header.stamp), self._now_ns()
         self.status.received(stream)
+        if self._ticker is not None:
+            self._hold(stream, stamp_ns, value, now_ns)
+        elif self._buffer(stream, stamp_ns, value, now_ns) and self.p["tick_on"] == stream:
+            self._on_tick()
+
+    def _buffer(self, stream: str, stamp_ns: int, value, receipt_ns: int) -> bool:
+        reason = self.buffers.push(stream, stamp_ns, value, receipt_ns)
         if reason is not None:
             self.status.reject(f"{stream}.{reason.value}", f"{stream}: message {reason.value}")
-        elif self.p["tick_on"] == stream:
-            self._on_tick()
+        return reason is None
+
+    def _hold(self, stream: str, stamp_ns: int, value, receipt_ns: int) -> None:
+        """tick_on: stamps. Hold the message back until the ticks before its stamp are done.
+
+        Tick T is assembled, at T, from exactly the messages stamped <= T, once every
+        required stream has delivered one stamped >= T (restac_ros.core.ticks).
+        """
+        effective = stamp_ns or receipt_ns  # unstamped: the buffers stamp on receipt
+        self._held[stream].append((effective, stamp_ns, value, receipt_ns))
+        self._ticker.offer(stream, effective)
+        for tick_ns in self._ticker.due():
+            for name, held in self._held.items():
+                while held and held[0][0] <= tick_ns:
+                    _, stamp, val, receipt = held.popleft()
+                    self._buffer(name, stamp, val, receipt)
+            self._assemble(tick_ns)
 
     def _on_image(self, stream: str, msg) -> None:
         if isinstance(msg, CompressedImage):
@@ -202,12 +240,17 @@ class PolicyNode(LifecycleNode):
 
     # -- observation tick and inference --------------------------------------
     def _on_tick(self) -> None:
-        if not self._active or self.worker is None:
-            return
         now_ns = self._now_ns()
         if self.p["tick_on"] != "timer" and now_ns - self._last_tick_ns < 1e9 / self.p["rate_hz"]:
             return
-        if self.worker.busy:
+        self._assemble(now_ns)
+
+    def _assemble(self, now_ns: int) -> None:
+        """Sample the buffers at now_ns and hand the sample to the inference worker."""
+        if not self._active or self.worker is None:
+            return
+        stamps = self._ticker is not None
+        if self.worker.busy and (not stamps or len(self._backlog) >= BACKLOG):
             self.status.skipped_busy()
             return
         self._last_tick_ns = now_ns
@@ -217,9 +260,19 @@ class PolicyNode(LifecycleNode):
         except InvalidObservation as exc:
             self.status.reject(exc.reason.value, exc.message)
             return
-        self.worker.submit((sample, tick))
+        if stamps:  # every tick of the grid is inferred, in order (the worker drains)
+            self._backlog.append((sample, tick))
+            self.worker.submit(None)
+        else:
+            self.worker.submit((sample, tick))
 
     def _infer(self, job) -> None:
+        if job is not None:
+            self._infer_one(job)
+        while self._backlog and self._active:
+            self._infer_one(self._backlog.popleft())
+
+    def _infer_one(self, job) -> None:
         sample, tick = job
         t0 = time.perf_counter()
         try:
@@ -228,9 +281,11 @@ class PolicyNode(LifecycleNode):
             self.status.reject(exc.reason.value, exc.message)
             return
         build_ms = (time.perf_counter() - t0) * 1e3
-        result = self.policy.infer(obs, self.p["seed"])
+        # The seed depends on the tick stamp only: restac-eval uses the same for the same tick.
+        result = self.policy.infer(obs, ticks.tick_seed(self.p["seed"], sample.stamp_ns))
         try:
-            actions = self.builder.postprocess_actions(result.actions_norm)
+            actions = self.builder.postprocess_actions(
+                result.actions_norm, self.builder.state_vector(sample.joints))
         except InvalidActions as exc:
             self.status.reject("invalid_actions", str(exc))
             return

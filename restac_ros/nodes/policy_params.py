@@ -5,12 +5,13 @@ from __future__ import annotations
 from restac_ros.core.action_space import ActionSpace, make_action_space
 from restac_ros.core.buffers import UnstampedPolicy
 from restac_ros.core.observation import ObservationSpec
+from restac_ros.core.observation_spec import backbone_flags
 from restac_ros.model.observation import IMAGE_KEYS
 from restac_ros.nodes.policy_outputs import OutputTopics
 
 JOINTS = ["joint1", "joint2", "joint3", "joint4", "joint5", "joint6", "joint7", "gripper"]
 TRANSPORTS = ("raw", "compressed")
-TICK_SOURCES = ("timer", "joints", "tactile", *IMAGE_KEYS)
+TICK_SOURCES = ("timer", "stamps", "joints", "tactile", *IMAGE_KEYS)
 
 PARAMETERS = {
     "autostart": (
@@ -35,7 +36,15 @@ PARAMETERS = {
     "tick_on": (
         "timer",
         "timer: assemble on a timer at rate_hz; or a stream (joints | tactile | camera slot): "
-        "assemble when its message arrives, at most rate_hz",
+        "assemble when its message arrives, at most rate_hz; stamps (replay, use_sim_time): "
+        "ticks on the grid tick_origin_ns + k/rate_hz in stamp time, each assembled from "
+        "exactly the messages stamped <= the tick once every required stream has delivered "
+        "one stamped >= it (as restac-eval does; restac_ros.core.ticks)",
+    ),
+    "tick_origin_ns": (
+        0,
+        "Origin of the tick grid of tick_on: stamps (ns; 0 = the epoch: whole multiples of "
+        "the period). restac-eval's grid starts at the bag's first log time",
     ),
     "diagnostics_period_s": (1.0, "Period of /diagnostics publications (s)"),
     # inputs
@@ -114,7 +123,7 @@ def observation_spec(
         joint_max_age_s=p["joint_max_age_s"],
         tactile_max_age_s=p["tactile_max_age_s"],
         default_prompt=p["default_prompt"] or None,
-        use_quantile_norm=quantile_norm,
+        **backbone_flags(quantile_norm),
     )
 
 
