@@ -136,8 +136,8 @@ def test_offline_and_live_replay_give_the_same_chunks(parity_inputs):
     assert len(matched) >= 0.8 * len(offline), (len(matched), len(offline), err[-3000:])
     diffs = {(s - origin) // 10**6: (float(np.abs(live[s][0] - offline[s][0]).max()),
                                       live[s][1] - offline[s][1]) for s in matched}
-    assert all(d < 1e-5 for d, _ in diffs.values()), (diffs, sorted((s - origin) // 10**6
-                                                                    for s in offline))
+    assert all(d < 1e-5 for d, _ in diffs.values()), str((diffs, sorted((s - origin) // 10**6
+                                                                    for s in offline)))
     for stamp in matched:
         (a_off, lv_off, g_off), (a_live, lv_live, g_live) = offline[stamp], live[stamp]
         np.testing.assert_allclose(a_live, a_off, rtol=0, atol=1e-5, err_msg=f"stamp {stamp}")
