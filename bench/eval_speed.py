@@ -41,6 +41,17 @@ def write_section(body: str, heading: str = HEADING, path: Path = RESULTS) -> No
     path.write_text(text)
 
 
+def cpu_name() -> str:
+    """The CPU model (Linux /proc/cpuinfo), else the platform's name for it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", type=Path, default=None,
@@ -93,10 +104,11 @@ def main() -> int:
         f"`bench/eval_speed.py`: {args.seconds:g} s sample episode (MCAP, 3 cameras 15 Hz, "
         f"tactile 30 Hz, joints 100 Hz) replayed through `restac-eval`'s runner (core "
         f"BagDataset + ObservationBuilder, jit-compiled RestacPolicy, {p['num_steps']} flow "
-        f"steps) with `{ckpt.name}` ({model}), {platform.machine()}, "
+        f"steps) with `{ckpt.name}` ({model}), {cpu_name()} ({platform.machine()}), "
         f"{os.cpu_count()} cores shared with other jobs, Python {sys.version.split()[0]}. "
-        f"\"eval s\" = wall seconds from opening the bag (the core reads the teacher commands "
-        f"in one extra pass) to the last chunk, jit compilation excluded (shown separately); "
+        f"\"eval s\" = wall seconds from opening the bag (one pass reads observations, prompt "
+        f"and teacher commands together) to the last chunk, jit compilation excluded (shown "
+        f"separately); "
         f"\"x real time\" = bag seconds evaluated / eval s; \"with outputs\" adds metrics, "
         f"plots, HTML report and prediction MCAP.\n\n"
         f"{table}\n\n"

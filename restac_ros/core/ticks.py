@@ -73,12 +73,19 @@ class StampTicker:
     `offer(stream, stamp)` records a delivered message; `due()` returns the ticks now
     complete (every required stream delivered a stamp >= the tick), oldest first, and
     moves past them. The first tick is the first grid point at or after the first stamp.
+    A tick is forced once any stream is max_lag_s past it (a required stream that stopped
+    or never came: that tick's observation is refused as missing/stale, and the node's
+    held-back messages stay bounded).
     """
 
-    def __init__(self, origin_ns: int, rate_hz: float, required: tuple[str, ...]) -> None:
+    def __init__(self, origin_ns: int, rate_hz: float, required: tuple[str, ...],
+                 max_lag_s: float = 1.0) -> None:
         period_ns(rate_hz)
         if not required:
             raise ValueError("StampTicker needs at least one required stream")
+        if not max_lag_s > 0:
+            raise ValueError(f"max_lag_s must be > 0, got {max_lag_s}")
+        self.max_lag_ns = round(max_lag_s * NS_PER_S)
         self.origin_ns = int(origin_ns)
         self.rate_hz = float(rate_hz)
         self.required = tuple(required)
@@ -101,9 +108,13 @@ class StampTicker:
             self._newest[stream] = int(stamp_ns)
 
     def due(self) -> list[int]:
-        if self._next_k is None or any(s not in self._newest for s in self.required):
+        if self._next_k is None:
             return []
-        complete = min(self._newest[s] for s in self.required)
+        forced = max(self._newest.values()) - self.max_lag_ns
+        if any(s not in self._newest for s in self.required):
+            complete = forced
+        else:
+            complete = max(min(self._newest[s] for s in self.required), forced)
         ticks = []
         while (t := tick_at(self.origin_ns, self.rate_hz, self._next_k)) <= complete:
             ticks.append(t)

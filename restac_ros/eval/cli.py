@@ -54,7 +54,6 @@ def _pooled(results, names, dt) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from restac_ros.core.observation_spec import delta_action_mask_from_meta
     from restac_ros.model.policy import RestacPolicy
 
     p = params.load_params(args.params)
@@ -75,9 +74,6 @@ def run(args: argparse.Namespace) -> int:
     if policy.tokenizer is None or policy.norm_stats is None:
         print(f"restac-eval: error: {ckpt} lacks its tokenizer or norm stats", file=sys.stderr)
         return EXIT_USAGE
-    # The checkpoint's delta actions reach the evaluator's builder (params.builder_for).
-    dim = params.action_space(p, policy.config.action_horizon).dim
-    p["delta_action_mask"] = delta_action_mask_from_meta(policy.meta, dim)
     multi = len(args.bags) > 1
     results, per_bag = [], {}
     for bag in args.bags:

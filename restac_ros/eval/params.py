@@ -88,14 +88,12 @@ def observation_spec(p: dict, horizon: int, action_dim: int,
 
 
 def builder_for(p: dict, config, stats, tokenizer,
-                delta_action_mask: tuple[bool, ...] | None = None) -> ObservationBuilder:
+                delta_action_mask: tuple[bool, ...] = ()) -> ObservationBuilder:
     """The ObservationBuilder for a model config (horizon, action_dim, pi0/pi0.5 norm).
 
-    delta_action_mask: the checkpoint's (policy_meta.json); None: p["delta_action_mask"]
-    when set (restac-eval copies the checkpoint's there), else all absolute.
+    delta_action_mask: a checkpoint's (`delta_action_mask_from_meta(policy.meta, dim)`),
+    or for training the one being trained; () = absolute actions.
     """
-    if delta_action_mask is None:
-        delta_action_mask = p.get("delta_action_mask") or ()
     spec = observation_spec(p, int(config.action_horizon), int(config.action_dim),
                             bool(config.pi05))
     spec = dataclasses.replace(spec, delta_action_mask=tuple(delta_action_mask))

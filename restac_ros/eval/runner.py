@@ -61,20 +61,6 @@ def hold_commands(stamps: np.ndarray, commands: np.ndarray, t_ns: int) -> np.nda
     return commands[i]
 
 
-def teacher_series(ds: BagDataset) -> tuple[np.ndarray, np.ndarray]:
-    """The teacher commands the dataset loaded (stamps sorted, [N, robot_dim]).
-
-    Read from the dataset instead of a second pass over the bag (a pass costs about
-    as much as the whole policy loop); BagDataset has no public accessor yet.
-    """
-    try:
-        return np.asarray(ds._teacher_stamps), np.asarray(ds._teacher_actions, np.float64)
-    except AttributeError:
-        raise RuntimeError("restac_ros.core.bag_dataset.BagDataset no longer keeps the teacher "
-                           "series (_teacher_stamps/_teacher_actions) the hold baseline "
-                           "needs") from None
-
-
 def evaluate_bag(bag: Path, policy, p: dict, opts: EvalOptions) -> BagResult:
     """Run the policy at opts.rate_hz over the bag; KeyboardInterrupt keeps what is done.
 
@@ -96,7 +82,6 @@ def evaluate_bag(bag: Path, policy, p: dict, opts: EvalOptions) -> BagResult:
 
 
 def _evaluate(ds: BagDataset, policy, builder, opts: EvalOptions, t0: float) -> BagResult:
-    t_stamps, t_cmds = teacher_series(ds)
     bag = ds.path
     intervals = ds.info.contact_intervals()
     result = BagResult(Path(bag), [], intervals, Counter(), 0, 0.0, 0.0, ds.info.duration_s)
@@ -112,6 +97,8 @@ def _evaluate(ds: BagDataset, policy, builder, opts: EvalOptions, t0: float) -> 
             if step.observation is None:
                 result.invalid[step.invalid.reason.value] += 1
                 continue
+            # The commands read so far: all those stamped before this tick (the hold baseline).
+            t_stamps, t_cmds = ds.teacher_series()
             if not result.records and result.warmup_s == 0.0:
                 result.warmup_s = policy.warmup(step.observation)
             r = policy.infer(step.observation, ticks.tick_seed(opts.seed, step.stamp_ns))

@@ -129,11 +129,6 @@ class RestacPolicy:
         return cls(model, norm_stats=stats, tokenizer=tokenizer, meta=meta, num_steps=num_steps)
 
     @property
-    def delta_action_mask(self) -> list[bool] | None:
-        """policy_meta.json's per-action-dim delta flags (None: absent, all absolute)."""
-        return self.meta.get("delta_action_mask")
-
-    @property
     def num_compiles(self) -> int:
         """Programs `infer` has compiled so far (one per input shape)."""
         return self._sample._cache_size()

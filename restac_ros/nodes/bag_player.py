@@ -32,6 +32,11 @@ PARAMETERS = {
     "publish_clock": (True, "Publish bag time on /clock (for use_sim_time)"),
     "clock_topic": ("/clock", "Topic of the rosgraph_msgs/Clock messages"),
     "topics": (Parameter.Type.STRING_ARRAY, "Topics to play (unset = all)"),
+    "reliable": (
+        False,
+        "Publish sensor topics reliable (lossless replay, e.g. for restac-eval parity; "
+        "subscribers must be reliable too: policy_node reliable_inputs)",
+    ),
     "start_delay_s": (1.0, "Wait before the first message (lets subscribers match)"),
     "prompt_topics": (
         ["/restac/prompt"],
@@ -70,7 +75,8 @@ class BagPlayerNode(Node):
 
     def _publisher(self, topic: str, msgtype: str):
         if topic not in self._topic_pubs:
-            profile = qos.PROMPT if topic in self.p["prompt_topics"] else qos.SENSOR
+            sensor = qos.SENSOR_RELIABLE if self.p["reliable"] else qos.SENSOR
+            profile = qos.PROMPT if topic in self.p["prompt_topics"] else sensor
             if msgtype not in PROMPT_TYPES and profile is qos.PROMPT:
                 profile = qos.OUTPUT
             self._topic_pubs[topic] = self.create_publisher(message_class(msgtype), topic, profile)

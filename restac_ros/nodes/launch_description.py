@@ -49,6 +49,26 @@ LAUNCHES: dict[str, tuple[str, ...]] = {
     "monitor": ("tactile_monitor",),
 }
 
+# Per-launch defaults over the YAML (overrides still win). replay: the same ticks, seeds and
+# so chunks as restac-eval over the bag (restac_ros.core.ticks), lossless sensor transport.
+LAUNCH_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "replay": {
+        "policy_node": {"tick_on": "stamps", "reliable_inputs": True},
+        "bag_player": {"reliable": True},
+    },
+}
+
+
+def bag_start_ns(bag_path: str | Path) -> int | None:
+    """First log time of a rosbag2 (restac-eval's tick origin); None if it cannot be read."""
+    from rosbags.rosbag2 import Reader
+
+    try:
+        with Reader(Path(bag_path)) as reader:
+            return int(reader.start_time)
+    except Exception:  # a missing or unreadable bag: bag_player reports it when playing
+        return None
+
 
 @dataclasses.dataclass(frozen=True)
 class NodeSpec:
@@ -110,10 +130,12 @@ def launch_arguments_to_overrides(
         )
         if v
     }
-    if policy:
-        per_node["policy_node"] = policy
     if bag_path:
         per_node["bag_player"] = {"bag_path": bag_path}
+        if (start := bag_start_ns(bag_path)) is not None:
+            policy["tick_origin_ns"] = start  # restac-eval's grid starts at the bag start
+    if policy:
+        per_node["policy_node"] = policy
     return per_node
 
 
@@ -132,7 +154,8 @@ def node_specs(
     specs = []
     for name in LAUNCHES[launch]:
         kind = KINDS[name]
-        params = {**sections.get("**", {}), **sections.get(name, {})}
+        params = {**sections.get("**", {}), **sections.get(name, {}),
+                  **LAUNCH_DEFAULTS.get(launch, {}).get(name, {})}
         params.update(overrides.get("*", {}))
         params.update(overrides.get(name, {}))
         if kind.lifecycle:

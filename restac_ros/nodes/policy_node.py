@@ -158,12 +158,13 @@ class PolicyNode(LifecycleNode):
 
     # -- inputs --------------------------------------------------------------
     def _create_subscriptions(self) -> None:
+        sensor_qos = qos.SENSOR_RELIABLE if self.p["reliable_inputs"] else qos.SENSOR_INPUT
         compressed = self.p["camera_transport"] == "compressed"
         image_type = CompressedImage if compressed else Image
         for topic, slot in zip(self.p["camera_topics"], self.p["camera_slots"], strict=True):
             self._subs.append(
                 self.create_subscription(
-                    image_type, topic, lambda m, s=slot: self._on_image(s, m), qos.SENSOR_INPUT
+                    image_type, topic, lambda m, s=slot: self._on_image(s, m), sensor_qos
                 )
             )
         if self.p["tactile_topic"]:
@@ -172,12 +173,12 @@ class PolicyNode(LifecycleNode):
                     Image,
                     self.p["tactile_topic"],
                     lambda m: self._on_image(policy_params.TACTILE_STREAM, m),
-                    qos.SENSOR_INPUT,
+                    sensor_qos,
                 )
             )
         self._subs.append(
             self.create_subscription(
-                JointState, self.p["joint_states_topic"], self._on_joints, qos.SENSOR_INPUT
+                JointState, self.p["joint_states_topic"], self._on_joints, sensor_qos
             )
         )
         self._subs.append(

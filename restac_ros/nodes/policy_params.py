@@ -66,6 +66,11 @@ PARAMETERS = {
     "joint_max_age_s": (0.2, "A joint state older than this (s) makes the observation stale"),
     "prompt_topic": ("/restac/prompt", "std_msgs/String task prompt (reliable, transient local)"),
     "default_prompt": ("", "Prompt used until one is received ('' = wait for the prompt topic)"),
+    "reliable_inputs": (
+        False,
+        "Subscribe to sensor topics reliable (lossless replay from bag_player reliable:=true; "
+        "does not match best-effort sensor drivers)",
+    ),
     "unstamped_policy": (
         "stamp_on_receipt",
         "Messages with a zero header stamp: stamp_on_receipt (warn) | reject",

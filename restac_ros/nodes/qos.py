@@ -23,6 +23,15 @@ SENSOR_INPUT = QoSProfile(
     durability=qos_profile_sensor_data.durability,
 )
 
+# Lossless replay (bag_player `reliable`, policy_node `reliable_inputs`): reliable
+# sensors; a reliable subscription matches only reliable publishers, so the default stays
+# best effort (real sensor drivers publish best effort).
+SENSOR_RELIABLE = QoSProfile(
+    history=QoSHistoryPolicy.KEEP_LAST,
+    depth=50,
+    reliability=QoSReliabilityPolicy.RELIABLE,
+    durability=qos_profile_sensor_data.durability,
+)
 # The task prompt: published once, must reach late joiners.
 PROMPT = QoSProfile(
     history=QoSHistoryPolicy.KEEP_LAST,

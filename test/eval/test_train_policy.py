@@ -51,6 +51,10 @@ def test_train_writes_checkpoint_and_resume_continues_exactly(train_bag, tmp_pat
         assert (a / rel).exists(), rel
     stats = json.loads((a / "assets/restac_sample/norm_stats.json").read_text())["norm_stats"]
     assert len(stats["state"]["mean"]) == 8 and len(stats["actions"]["q99"]) == 8
+    meta = json.loads((a / "policy_meta.json").read_text())
+    assert meta["delta_action_mask"] == [True] * 7 + [False]
+    # "actions" stats are over the relative (action - state) chunks: joints near zero
+    assert max(abs(m) for m in stats["actions"]["mean"][:7]) < 0.5
     with np.load(tmp_path / "a.train" / "state.npz") as z:
         at3 = [z[k] for k in z.files]
     assert sum(not np.array_equal(x, y) for x, y in zip(at2, at3, strict=True)) > len(at2) // 2
@@ -107,3 +111,5 @@ def test_cached_demo_checkpoint_is_current(demo_checkpoint):
     meta = json.loads((demo_checkpoint / "policy_meta.json").read_text())
     assert meta["training"]["steps"] == dc.DEMO_TRAIN.steps
     assert meta["action_names"][-1] == "gripper"
+    # openpi delta actions: the 7 arm joints relative to the state, the gripper absolute
+    assert meta["delta_action_mask"] == [True] * 7 + [False]
