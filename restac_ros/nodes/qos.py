@@ -10,72 +10,52 @@ from rclpy.qos import (
     qos_profile_sensor_data,
 )
 
+_RELIABLE = QoSReliabilityPolicy.RELIABLE
+_BEST_EFFORT = QoSReliabilityPolicy.BEST_EFFORT
+_VOLATILE = QoSDurabilityPolicy.VOLATILE
+
+
+def keep_last(
+    depth: int,
+    reliability: QoSReliabilityPolicy,
+    durability: QoSDurabilityPolicy = _VOLATILE,
+) -> QoSProfile:
+    return QoSProfile(
+        history=QoSHistoryPolicy.KEEP_LAST,
+        depth=depth,
+        reliability=reliability,
+        durability=durability,
+    )
+
+
 # Cameras, tactile sensor, joint states: best effort, keep last 5 (ROS sensor default).
 SENSOR = qos_profile_sensor_data
 
 # Subscribing to sensors: the same best-effort/volatile policy (matches any sensor
 # publisher) with a deeper queue, so a short executor stall (GIL, inference worker)
 # does not overwrite 500 Hz joint states before their callbacks run (~100 ms at 500 Hz).
-SENSOR_INPUT = QoSProfile(
-    history=QoSHistoryPolicy.KEEP_LAST,
-    depth=50,
-    reliability=qos_profile_sensor_data.reliability,
-    durability=qos_profile_sensor_data.durability,
-)
+SENSOR_INPUT = keep_last(50, qos_profile_sensor_data.reliability,
+                         qos_profile_sensor_data.durability)
 
 # Lossless replay (bag_player `reliable`, policy_node `reliable_inputs`): reliable
 # sensors; a reliable subscription matches only reliable publishers, so the default stays
 # best effort (real sensor drivers publish best effort).
-SENSOR_RELIABLE = QoSProfile(
-    history=QoSHistoryPolicy.KEEP_LAST,
-    depth=50,
-    reliability=QoSReliabilityPolicy.RELIABLE,
-    durability=qos_profile_sensor_data.durability,
-)
+SENSOR_RELIABLE = keep_last(50, _RELIABLE, qos_profile_sensor_data.durability)
+
 # The task prompt: published once, must reach late joiners.
-PROMPT = QoSProfile(
-    history=QoSHistoryPolicy.KEEP_LAST,
-    depth=1,
-    reliability=QoSReliabilityPolicy.RELIABLE,
-    durability=QoSDurabilityPolicy.TRANSIENT_LOCAL,
-)
+PROMPT = keep_last(1, _RELIABLE, QoSDurabilityPolicy.TRANSIENT_LOCAL)
 
 # Policy outputs (chunks, trajectories, tactile diagnostics): reliable, volatile.
-OUTPUT = QoSProfile(
-    history=QoSHistoryPolicy.KEEP_LAST,
-    depth=10,
-    reliability=QoSReliabilityPolicy.RELIABLE,
-    durability=QoSDurabilityPolicy.VOLATILE,
-)
+OUTPUT = keep_last(10, _RELIABLE)
 
 # Executor commands at the control rate: only the newest matters.
-COMMAND = QoSProfile(
-    history=QoSHistoryPolicy.KEEP_LAST,
-    depth=1,
-    reliability=QoSReliabilityPolicy.RELIABLE,
-    durability=QoSDurabilityPolicy.VOLATILE,
-)
+COMMAND = keep_last(1, _RELIABLE)
 
 # /diagnostics, as diagnostic_updater publishes it.
-DIAGNOSTICS = QoSProfile(
-    history=QoSHistoryPolicy.KEEP_LAST,
-    depth=10,
-    reliability=QoSReliabilityPolicy.RELIABLE,
-    durability=QoSDurabilityPolicy.VOLATILE,
-)
+DIAGNOSTICS = keep_last(10, _RELIABLE)
 
 # RViz displays (markers, overlay image).
-VISUALIZATION = QoSProfile(
-    history=QoSHistoryPolicy.KEEP_LAST,
-    depth=5,
-    reliability=QoSReliabilityPolicy.RELIABLE,
-    durability=QoSDurabilityPolicy.VOLATILE,
-)
+VISUALIZATION = keep_last(5, _RELIABLE)
 
 # /clock from the bag player.
-CLOCK = QoSProfile(
-    history=QoSHistoryPolicy.KEEP_LAST,
-    depth=1,
-    reliability=QoSReliabilityPolicy.BEST_EFFORT,
-    durability=QoSDurabilityPolicy.VOLATILE,
-)
+CLOCK = keep_last(1, _BEST_EFFORT)
