@@ -32,6 +32,7 @@ from restac_ros.core.observation_spec import (  # noqa: F401  (re-exported: the 
     default_delta_action_mask,
     delta_action_mask_from_meta,
 )
+from restac_ros.core.prepared import PreparedImages
 from restac_ros.model import norm_stats as norm
 from restac_ros.model.observation import IMAGE_KEYS, IMAGE_SIZE, TACTILE_SIZE, Observation
 from restac_ros.model.tokenizer import PromptTokenizer
@@ -118,10 +119,15 @@ class ObservationBuilder:
                 raise ValueError(f"norm stats {key!r} have {have} dims, need >= {width}")
             if spec.use_quantile_norm and (stats[key].q01 is None or stats[key].q99 is None):
                 raise ValueError(f"quantile normalisation needs q01/q99 in norm stats {key!r}")
+        rows = np.asarray(stats["actions"].mean)
+        if rows.ndim == 2 and rows.shape[0] != spec.action_space.horizon:
+            raise ValueError(f"per-step norm stats 'actions' cover {rows.shape[0]} chunk steps, "
+                             f"the policy's horizon is {spec.action_space.horizon}")
         self.spec = spec
         self.stats = stats
         self.tokenizer = tokenizer
         self._last_state_raw: np.ndarray | None = None
+        self.prepared = PreparedImages()
 
     @classmethod
     def encoder_inputs_only(cls, spec: ObservationSpec) -> ObservationBuilder:
@@ -139,6 +145,7 @@ class ObservationBuilder:
         builder.tokenizer = None
         builder.inputs_only = True
         builder._last_state_raw = None
+        builder.prepared = PreparedImages()
         return builder
 
     # -- stream side -------------------------------------------------------
@@ -239,6 +246,29 @@ class ObservationBuilder:
         except ImageDecodeError as err:
             raise InvalidObservation(ReasonCode.BAD_IMAGE, f"{what}: {err}") from None
 
+    def _convert(self, stream: str, image: ImageInput, what: str) -> np.ndarray:
+        """One image message -> model input [1, H, W, 3] in [-1, 1] (cameras letterboxed
+        to IMAGE_SIZE, tactile stretched to TACTILE_SIZE)."""
+        rgb = self._image(image, what)
+        if stream == self.spec.tactile_stream:
+            return to_model_range(resize_tactile(rgb))[None]
+        return to_model_range(letterbox(rgb, IMAGE_SIZE))[None]
+
+    def prepare_image(self, stream: str, image: ImageInput) -> bool:
+        """Convert a just-buffered image now, so the tick's build() finds it ready
+        (core/prepared.py). A bad image is left for build() to report; returns whether
+        it was stored."""
+        try:
+            array = self._convert(stream, image, stream)
+        except InvalidObservation:
+            return False
+        self.prepared.put(stream, image, array)
+        return True
+
+    def _model_image(self, stream: str, image: ImageInput, what: str) -> np.ndarray:
+        ready = self.prepared.get(stream, image)
+        return ready if ready is not None else self._convert(stream, image, what)
+
     def _prompt_tokens(
         self, prompt: str | None, state_n: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -283,13 +313,13 @@ class ObservationBuilder:
                 continue
             if slot not in sample.images or sample.images[slot] is None:
                 raise InvalidObservation(ReasonCode.MISSING_STREAM, f"no image for slot {slot!r}")
-            rgb = self._image(sample.images[slot], f"camera {slot!r} ({stream})")
-            images[slot] = to_model_range(letterbox(rgb, IMAGE_SIZE))[None]
+            images[slot] = self._model_image(stream, sample.images[slot],
+                                             f"camera {slot!r} ({stream})")
             masks[slot] = np.ones((1,), dtype=bool)
 
         if sample.tactile is not None:
-            rgb = self._image(sample.tactile, f"tactile ({spec.tactile_stream})")
-            tactile = to_model_range(resize_tactile(rgb))[None]
+            tactile = self._model_image(spec.tactile_stream, sample.tactile,
+                                        f"tactile ({spec.tactile_stream})")
             tactile_mask = np.ones((1,), dtype=bool)
         elif spec.tactile_required:
             raise InvalidObservation(ReasonCode.TACTILE_MISSING, "tactile required but absent")

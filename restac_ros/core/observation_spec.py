@@ -148,6 +148,30 @@ def default_delta_action_mask(action_space: str, names: tuple[str, ...] | list[s
     return tuple("gripper" not in n.lower() for n in names)
 
 
+DELTA_ACTION_MODES = ("joints", "all", "none")
+
+
+def delta_action_mask(action_space: str, names: tuple[str, ...] | list[str],
+                      mode: str = "joints") -> tuple[bool, ...]:
+    """Which action dims a policy predicts relative to the state.
+
+    joints: openpi's default (joints relative, gripper absolute); all: every dim
+    relative, for a position-servoed gripper whose command tracks its measured width
+    (joint_position only: an EE pose has no state of its own to be relative to);
+    none: every dim absolute.
+    """
+    if mode not in DELTA_ACTION_MODES:
+        raise ValueError(f"delta action mode {mode!r}: expected one of {DELTA_ACTION_MODES}")
+    if mode == "none":
+        return tuple(False for _ in names)
+    if mode == "all":
+        if action_space != "joint_position":
+            raise ValueError(f"delta actions 'all' need a joint_position action space, "
+                             f"not {action_space!r}")
+        return tuple(True for _ in names)
+    return default_delta_action_mask(action_space, names)
+
+
 def delta_action_mask_from_meta(meta: dict, robot_dim: int) -> tuple[bool, ...]:
     """policy_meta.json's `delta_action_mask`; absent (older checkpoints): all absolute."""
     mask = meta.get("delta_action_mask")

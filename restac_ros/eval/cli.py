@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="recorded commanded actions (sensor_msgs/JointState)")
     ap.add_argument("--max-steps", type=int, default=None,
                     help="stop after this many policy calls per bag")
+    ap.add_argument("--batch", type=int, default=EvalOptions.batch_size,
+                    help="ticks per policy call (1: one call per tick, the live latency)")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return ap
 
@@ -67,9 +69,12 @@ def run(args: argparse.Namespace) -> int:
     if not rate > 0:
         print("restac-eval: error: --rate must be > 0", file=sys.stderr)
         return EXIT_USAGE
+    if args.batch < 1:
+        print("restac-eval: error: --batch must be >= 1", file=sys.stderr)
+        return EXIT_USAGE
     opts = EvalOptions(rate_hz=rate, seed=int(args.seed if args.seed is not None else p["seed"]),
                        teacher_topic=args.teacher_topic, progress=not args.quiet,
-                       max_steps=args.max_steps)
+                       max_steps=args.max_steps, batch_size=args.batch)
     policy = RestacPolicy.from_checkpoint(ckpt, num_steps=int(p["num_steps"]))
     if policy.tokenizer is None or policy.norm_stats is None:
         print(f"restac-eval: error: {ckpt} lacks its tokenizer or norm stats", file=sys.stderr)

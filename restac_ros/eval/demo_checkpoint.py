@@ -28,8 +28,12 @@ DEFAULT_CACHE_DIR = ".cache/demo_policy"
 KEY_FILE = "demo_cache.json"
 TRAIN_SEEDS = tuple(range(1, 9))  # held-out evaluation episodes use other seeds (e.g. 100+)
 EPISODE_SECONDS = 12.0  # one pick-and-place with contact; more seeds > longer
-# Delta actions with a 10-step (0.67 s) horizon and 2000 steps: ~4.5 min on 2 CPU cores.
-DEMO_TRAIN = train_policy.TrainConfig(horizon=10, steps=2000)
+# 10-step (0.67 s) horizon, 2000 steps on every teacher tick (15 Hz): ~3.5 min on 2 CPU
+# cores. Every dim relative to the state, the gripper included (the sample robot's gripper
+# is a width servo whose command tracks its measured width), with per-step action stats:
+# together they took the held-out step-1 MAE from 0.0082 to 0.0054 rad (hold: 0.0061).
+DEMO_TRAIN = train_policy.TrainConfig(horizon=10, steps=2000, rate_hz=15.0,
+                                      delta_actions="all", per_step_action_stats=True)
 _PKG = Path(__file__).resolve().parents[1]
 # Sources whose change can change the trained weights (reports, plots, the chunk
 # executor and the nodes cannot).

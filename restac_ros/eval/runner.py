@@ -23,8 +23,10 @@ from tqdm import tqdm
 from restac_ros.core import ticks
 from restac_ros.core.bag_dataset import TEACHER_TOPIC, BagDataset
 from restac_ros.core.observation_spec import delta_action_mask_from_meta
+from restac_ros.model.policy import stack_observations
 
 from . import metrics, params, plots, prediction_bag, report_html
+from .prefetch import Prefetcher
 from .records import StepRecord, stack
 
 _log = logging.getLogger(__name__)
@@ -37,6 +39,10 @@ class EvalOptions:
     teacher_topic: str = TEACHER_TOPIC
     progress: bool = True
     max_steps: int | None = None  # stop after this many policy calls (None: whole bag)
+    # Ticks per policy call. Ticks are independent offline (action_prev comes from the
+    # recorded states), so they batch; chunks equal one call per tick up to ~1e-6
+    # (test_live_parity). 1: one call per tick, inference_ms then is the live latency.
+    batch_size: int = 8
 
 
 @dataclasses.dataclass
@@ -81,45 +87,91 @@ def evaluate_bag(bag: Path, policy, p: dict, opts: EvalOptions) -> BagResult:
         ds.close()
 
 
+def _steps_with_hold(ds: BagDataset):
+    """(step, hold-baseline command) per tick. Runs in the prefetch thread: the teacher
+    series grows as the replay reads it, so only the producer touches the dataset."""
+    for step in ds:
+        hold = None
+        if step.observation is not None:
+            # The commands read so far include all those stamped before this tick.
+            t_stamps, t_cmds = ds.teacher_series()
+            hold = hold_commands(t_stamps, t_cmds, step.stamp_ns)
+        yield step, hold
+
+
+class _Batcher:
+    """Collects valid ticks and infers them batch_size at a time (padded to a fixed shape:
+    one compilation). inference_ms per record: the call's time over its real ticks."""
+
+    def __init__(self, policy, builder, opts: EvalOptions, result: BagResult) -> None:
+        self.policy, self.builder, self.opts, self.result = policy, builder, opts, result
+        self.pending: list = []
+
+    def add(self, step, hold) -> None:
+        self.pending.append((step, hold))
+        if len(self.pending) >= self.opts.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        steps = self.pending
+        self.pending = []
+        pad = self.opts.batch_size - len(steps)
+        observations = [s.observation for s, _ in steps] + [steps[-1][0].observation] * pad
+        seeds = [ticks.tick_seed(self.opts.seed, s.stamp_ns) for s, _ in steps]
+        seeds += seeds[-1:] * pad
+        obs = stack_observations(observations)
+        if self.result.warmup_s == 0.0:  # first call compiles; timed apart, then re-run
+            t0 = time.perf_counter()
+            self.policy.infer_batch(obs, seeds)
+            self.result.warmup_s = time.perf_counter() - t0
+        r = self.policy.infer_batch(obs, seeds)
+        d = r.diagnostics
+        for i, (step, hold) in enumerate(steps):
+            actions = self.builder.postprocess_actions(
+                r.actions_norm[i], self.builder.state_vector(step.sample.joints))
+            self.result.records.append(StepRecord(
+                stamp_ns=step.stamp_ns, actions=actions,
+                target=np.where(step.target_mask[:, None], step.targets, np.nan), hold=hold,
+                inference_ms=float(r.inference_ms) / len(steps),
+                logvar=float(np.asarray(d.logvar[i]).reshape(-1)[0]),
+                gate=float(np.asarray(d.gate[i]).reshape(-1)[0]),
+                codes=np.asarray(d.codes[i]).reshape(-1),
+                q_event=np.asarray(d.q_event[i]).reshape(-1),
+                tactile_valid=bool(np.asarray(step.observation.tactile_mask)[0])))
+
+
 def _evaluate(ds: BagDataset, policy, builder, opts: EvalOptions, t0: float) -> BagResult:
+    if opts.batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {opts.batch_size}")
     bag = ds.path
     intervals = ds.info.contact_intervals()
     result = BagResult(Path(bag), [], intervals, Counter(), 0, 0.0, 0.0, ds.info.duration_s)
     total = len(ds) if opts.max_steps is None else min(len(ds), opts.max_steps)
     bar = tqdm(total=total, desc=f"eval {Path(bag).name}", unit="tick",
                disable=not opts.progress)
+    batcher = _Batcher(policy, builder, opts, result)
+    # The bag is read one thread ahead of the policy (prefetch.py): reading overlaps inference.
+    reader = Prefetcher(_steps_with_hold(ds), depth=2 * opts.batch_size, name="eval-bag-reader")
     try:
-        for step in ds:
-            if opts.max_steps is not None and len(result.records) >= opts.max_steps:
+        for step, hold in reader:
+            if opts.max_steps is not None and \
+                    len(result.records) + len(batcher.pending) >= opts.max_steps:
                 break
             result.ticks += 1
             bar.update(1)
             if step.observation is None:
                 result.invalid[step.invalid.reason.value] += 1
                 continue
-            # The commands read so far: all those stamped before this tick (the hold baseline).
-            t_stamps, t_cmds = ds.teacher_series()
-            if not result.records and result.warmup_s == 0.0:
-                result.warmup_s = policy.warmup(step.observation)
-            r = policy.infer(step.observation, ticks.tick_seed(opts.seed, step.stamp_ns))
-            actions = builder.postprocess_actions(np.asarray(r.actions_norm)[0],
-                                                  builder.state_vector(step.sample.joints))
-            target = np.where(step.target_mask[:, None], step.targets, np.nan)
-            d = r.diagnostics
-            result.records.append(StepRecord(
-                stamp_ns=step.stamp_ns, actions=actions, target=target,
-                hold=hold_commands(t_stamps, t_cmds, step.stamp_ns),
-                inference_ms=float(r.inference_ms),
-                logvar=float(np.asarray(d.logvar).reshape(-1)[0]),
-                gate=float(np.asarray(d.gate).reshape(-1)[0]),
-                codes=np.asarray(d.codes[0]).reshape(-1),
-                q_event=np.asarray(d.q_event[0]).reshape(-1),
-                tactile_valid=bool(np.asarray(step.observation.tactile_mask)[0])))
+            batcher.add(step, hold)
+        batcher.flush()
     except KeyboardInterrupt:
         result.interrupted = True
         _log.warning("interrupted after %d policy calls; writing partial results",
                      len(result.records))
     finally:
+        reader.close()
         bar.close()
         result.wall_s = time.perf_counter() - t0
     return result
@@ -144,6 +196,7 @@ def write_outputs(out: Path, result: BagResult, policy, p: dict, opts: EvalOptio
     m["run"] = {
         "bag": str(result.bag), "checkpoint": str(checkpoint), "rate_hz": opts.rate_hz,
         "seed": opts.seed, "num_steps": int(p["num_steps"]), "ticks": result.ticks,
+        "batch_size": opts.batch_size,
         "invalid_ticks": dict(result.invalid), "warmup_s": result.warmup_s,
         "wall_s": result.wall_s, "bag_duration_s": result.bag_duration_s,
         # Speed excludes the one-off compilation (warmup_s, reported separately).
@@ -174,6 +227,8 @@ def write_outputs(out: Path, result: BagResult, policy, p: dict, opts: EvalOptio
               "model": f"{cfg.backbone} {cfg.paligemma_variant}/{cfg.action_expert_variant}/"
                        f"{cfg.vision_variant}",
               "hold baseline": "last teacher command strictly before the observation time",
+              "policy calls": f"{opts.batch_size} tick(s) per call; inference ms per tick = "
+                              "call time / ticks in it (--batch 1: the live per-tick latency)",
               "speed": f"{m['run']['realtime_factor']:.1f}x real time"
                        if m["run"]["realtime_factor"] else "n/a"}
     report_html.write_report(out / "report.html", title, m, figs, inputs, notes)

@@ -84,11 +84,13 @@ def compute_stats(bags: Sequence[Path], joint_topic: str, names: Sequence[str],
             "actions": norm.compute_norm_stats(np.concatenate(actions))}
 
 
-def relative_action_stats(data: TrainArrays, builder: ObservationBuilder) -> norm.NormStats:
-    """openpi-style "actions" stats over the model's (relative) action chunks."""
-    rel = [builder.relative_actions(t, s) for t, s in
-           zip(data.targets_raw, data.state_raw, strict=True)]
-    return norm.compute_norm_stats(np.concatenate(rel))
+def relative_action_stats(data: TrainArrays, builder: ObservationBuilder,
+                          per_step: bool = False) -> norm.NormStats:
+    """openpi-style "actions" stats over the model's (relative) action chunks: [D], or
+    [H, D] (one row per chunk step) with per_step."""
+    rel = np.stack([builder.relative_actions(t, s) for t, s in
+                    zip(data.targets_raw, data.state_raw, strict=True)])
+    return norm.compute_norm_stats(rel, per_step=per_step)
 
 
 def extract(bags: Sequence[Path], builder: ObservationBuilder, rate_hz: float,

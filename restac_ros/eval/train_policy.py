@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from restac_ros.core.bag_dataset import TEACHER_TOPIC, BagError
-from restac_ros.core.observation_spec import default_delta_action_mask
+from restac_ros.core.observation_spec import DELTA_ACTION_MODES, delta_action_mask
 
 from . import bag_io, params, train_data
 
@@ -57,9 +57,12 @@ class TrainConfig:
     num_fusion_heads: int = 4
     gate: str = "necessity"
     vqvae_checkpoint: str | None = None
-    # openpi delta actions: joints predicted relative to the current state (the gripper
-    # absolute) for joint_position; False: every dim absolute.
-    delta_actions: bool = True
+    # Dims predicted relative to the current state (core.observation_spec.delta_action_mask):
+    # joints (openpi: gripper absolute) | all | none.
+    delta_actions: str = "joints"
+    # Action stats per chunk step ([H, D], model/norm_stats.py): the first steps of a delta
+    # chunk are ~5x smaller than the last; pooled stats leave them imprecise.
+    per_step_action_stats: bool = True
 
     def model_config(self, vocab_size: int, action_dim: int):
         from restac_ros.model.config import Pi0ResTacConfig
@@ -228,13 +231,13 @@ def train(bags: Sequence[str | Path], out: str | Path, tc: TrainConfig = TrainCo
     cfg, stats, tok, tok_path = _prepare(bags, wd, tc, p, tokenizer and Path(tokenizer),
                                          teacher_topic)
     names = tuple(params.action_space(p, cfg.action_horizon).names)
-    mask = (default_delta_action_mask(p["action_space"], names) if tc.delta_actions
-            else tuple(False for _ in names))
+    mask = delta_action_mask(p["action_space"], names, tc.delta_actions)
     builder = params.builder_for(p, cfg, stats, tok, mask)
     t0 = time.perf_counter()
     data = train_data.extract(bags, builder, tc.rate_hz, progress, teacher_topic)
-    if any(mask):  # "actions" stats over the model's relative chunks (openpi)
-        stats = {**stats, "actions": train_data.relative_action_stats(data, builder)}
+    if any(mask) or tc.per_step_action_stats:  # "actions" stats over the model's chunks
+        stats = {**stats, "actions": train_data.relative_action_stats(
+            data, builder, per_step=tc.per_step_action_stats)}
         builder = params.builder_for(p, cfg, stats, tok, mask)
         data.set_targets(builder)
     log(f"{data.n} training examples from {len(bags)} bag(s) in {time.perf_counter() - t0:.1f} s")
@@ -306,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--horizon", type=int, default=d.horizon)
     ap.add_argument("--save-every", type=int, default=d.save_every)
     ap.add_argument("--variant", choices=sorted(VARIANTS), default=d.variant)
+    ap.add_argument("--delta-actions", choices=DELTA_ACTION_MODES, default=d.delta_actions,
+                    help="dims predicted relative to the state: joints (gripper absolute), "
+                         "all, none")
     ap.add_argument("--gate", choices=("factorized", "necessity", "learnable"), default=d.gate)
     ap.add_argument("--vqvae", type=Path, default=None,
                     help="frozen Residual VQ-VAE .ckpt (default: trainable placeholder encoder)")
@@ -323,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     tc = TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed,
                      rate_hz=args.rate, horizon=args.horizon, save_every=args.save_every,
-                     variant=args.variant, gate=args.gate,
+                     variant=args.variant, gate=args.gate, delta_actions=args.delta_actions,
                      vqvae_checkpoint=str(args.vqvae.resolve()) if args.vqvae else None)
     try:
         train(args.bags, args.out, tc, args.params, args.tokenizer, args.resume,

@@ -4,6 +4,12 @@ File format: {"norm_stats": {"state": {"mean": [...], "std": [...], "q01": [...]
 "q99": [...]}, "actions": {...}}}. Stats may cover fewer dims than the padded
 arrays (robot dims vs action_dim): only the leading dims are transformed and the
 zero padding is left alone.
+
+Per-horizon-step action stats (an extension of the openpi format): "actions"
+may hold [H][D] nested lists (one row per chunk step) instead of [D]; they
+broadcast over action chunks [..., H, D]. Delta actions grow with the step
+(step 1 moves ~5x less than step 10), so one pooled std would leave the first
+steps' targets tiny in normalised units.
 """
 
 from __future__ import annotations
@@ -40,9 +46,15 @@ class NormStats:
         return cls(arr("mean"), arr("std"), arr("q01"), arr("q99"))
 
 
-def compute_norm_stats(x: np.ndarray) -> NormStats:
-    """x [N, D] -> stats over the first axis (mean/std and the 1%/99% quantiles)."""
-    x = np.asarray(x, np.float64).reshape(-1, x.shape[-1])
+def compute_norm_stats(x: np.ndarray, *, per_step: bool = False) -> NormStats:
+    """x [N, D] (or chunks [N, H, D]) -> stats over the samples (mean/std and 1%/99%
+    quantiles): [D] pooled over every leading axis, or [H, D] with per_step."""
+    x = np.asarray(x, np.float64)
+    if per_step:
+        if x.ndim != 3:
+            raise ValueError(f"per-step stats need chunks [N, H, D], got shape {x.shape}")
+    else:
+        x = x.reshape(-1, x.shape[-1])
     f = lambda v: np.asarray(v, np.float32)
     return NormStats(f(x.mean(0)), f(x.std(0)), f(np.quantile(x, 0.01, axis=0)),
                      f(np.quantile(x, 0.99, axis=0)))
@@ -74,6 +86,9 @@ def save_norm_stats(path: str | pathlib.Path, stats: dict[str, NormStats]) -> pa
 
 def _lead(x: np.ndarray, stats: NormStats, use_quantiles: bool):
     n = min(x.shape[-1], stats.mean.shape[-1])
+    if stats.mean.ndim == 2 and (x.ndim < 2 or x.shape[-2] != stats.mean.shape[0]):
+        raise ValueError(f"per-step norm stats are for {stats.mean.shape[0]}-step chunks, "
+                         f"got data of shape {x.shape}")
     if use_quantiles and (stats.q01 is None or stats.q99 is None):
         raise ValueError("quantile normalisation (pi0.5) needs q01/q99 in the norm stats")
     return n
@@ -85,9 +100,10 @@ def normalize(x, stats: NormStats, *, use_quantiles: bool) -> np.ndarray:
     n = _lead(x, stats, use_quantiles)
     v = x[..., :n]
     if use_quantiles:
-        x[..., :n] = (v - stats.q01[:n]) / (stats.q99[:n] - stats.q01[:n] + 1e-6) * 2.0 - 1.0
+        lo, hi = stats.q01[..., :n], stats.q99[..., :n]
+        x[..., :n] = (v - lo) / (hi - lo + 1e-6) * 2.0 - 1.0
     else:
-        x[..., :n] = (v - stats.mean[:n]) / (stats.std[:n] + 1e-6)
+        x[..., :n] = (v - stats.mean[..., :n]) / (stats.std[..., :n] + 1e-6)
     return x
 
 
@@ -97,7 +113,8 @@ def unnormalize(x, stats: NormStats, *, use_quantiles: bool) -> np.ndarray:
     n = _lead(x, stats, use_quantiles)
     v = x[..., :n]
     if use_quantiles:
-        x[..., :n] = (v + 1.0) / 2.0 * (stats.q99[:n] - stats.q01[:n] + 1e-6) + stats.q01[:n]
+        lo, hi = stats.q01[..., :n], stats.q99[..., :n]
+        x[..., :n] = (v + 1.0) / 2.0 * (hi - lo + 1e-6) + lo
     else:
-        x[..., :n] = v * (stats.std[:n] + 1e-6) + stats.mean[:n]
+        x[..., :n] = v * (stats.std[..., :n] + 1e-6) + stats.mean[..., :n]
     return x

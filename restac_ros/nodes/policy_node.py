@@ -25,6 +25,7 @@ from restac_ros.core.images import RawCompressedImage, RawImage
 from restac_ros.core.observation import InvalidActions, InvalidObservation, ObservationBuilder
 from restac_ros.core.observation_spec import delta_action_mask_from_meta
 from restac_ros.nodes import conversions, diagnostics, policy_params, qos
+from restac_ros.nodes.image_preparer import ImagePreparer
 from restac_ros.nodes.params import declare
 from restac_ros.nodes.policy_model import LoadedPolicy, load_policy
 from restac_ros.nodes.policy_outputs import ChunkResult, PolicyOutputs
@@ -45,6 +46,7 @@ class PolicyNode(LifecycleNode):
         self.buffers = None
         self.outputs: PolicyOutputs | None = None
         self.worker: Worker | None = None
+        self.preparer: ImagePreparer | None = None
         self.status = PolicyStatus()
         self._prompt: str | None = None
         self._subs = []
@@ -98,6 +100,8 @@ class PolicyNode(LifecycleNode):
             self.status.set_error(f"configure failed: {exc}")
             self.get_logger().error(f"configure failed: {exc!r}")
             return TransitionCallbackReturn.FAILURE
+        if self.p["prepare_images_on_arrival"]:
+            self.preparer = ImagePreparer(self.builder.prepare_image, self._on_preparer_error)
         self._create_subscriptions()
         self.worker = Worker("policy-inference", self._infer, self._on_worker_error)
         self.status.configured(self.policy.describe(), warm_ms)
@@ -128,6 +132,7 @@ class PolicyNode(LifecycleNode):
         self._ticker, self._held = None, {}
         self._backlog.clear()
         self.buffers.clear()
+        self.builder.prepared.clear()
         self.status.lifecycle = "inactive"
         return super().on_deactivate(state)
 
@@ -149,6 +154,9 @@ class PolicyNode(LifecycleNode):
         if self.worker is not None and not self.worker.stop():
             self.get_logger().error("inference worker did not stop in time")
         self.worker = None
+        if self.preparer is not None and not self.preparer.stop():
+            self.get_logger().error("image preparer did not stop in time")
+        self.preparer = None
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
@@ -231,6 +239,8 @@ class PolicyNode(LifecycleNode):
                 bool(msg.is_bigendian),
             )
         self._push(stream, msg.header, value)
+        if self.preparer is not None:
+            self.preparer.offer(stream, value)
 
     def _on_joints(self, msg: JointState) -> None:
         self._push(policy_params.JOINT_STREAM, msg.header, conversions.joint_sample(msg))
@@ -310,6 +320,10 @@ class PolicyNode(LifecycleNode):
             result.inference_ms, build_ms, overhead_ms, result.logvar, result.gate
         )
 
+    def _on_preparer_error(self, exc: BaseException) -> None:
+        self.status.reject("image_preparer_error", f"{type(exc).__name__}: {exc}")
+        self.get_logger().error(f"image preparation failed: {exc!r}")
+
     def _on_worker_error(self, exc: BaseException) -> None:
         self.status.reject("inference_error", f"{type(exc).__name__}: {exc}")
         self.get_logger().error(f"inference failed: {exc!r}")
@@ -329,8 +343,17 @@ class PolicyNode(LifecycleNode):
             counters,
             topics,
             self._prompt,
+            self._prepared_values(),
         )
         self._diag_pub.publish(diagnostics.array(now_ns, statuses))
+
+    def _prepared_values(self) -> dict[str, object]:
+        if self.preparer is None or self.builder is None:
+            return {"images_prepared_on_arrival": False}
+        cache = self.builder.prepared
+        return {"images_prepared_on_arrival": True, "images_prepared": self.preparer.prepared,
+                "images_superseded_before_preparing": self.preparer.skipped,
+                "tick_images_ready": cache.hits, "tick_images_converted_late": cache.misses}
 
 
 def main(args: list[str] | None = None) -> int:

@@ -47,6 +47,12 @@ PARAMETERS = {
         "the period). restac-eval's grid starts at the bag's first log time",
     ),
     "diagnostics_period_s": (1.0, "Period of /diagnostics publications (s)"),
+    "prepare_images_on_arrival": (
+        True,
+        "Convert each camera/tactile image for the model when it arrives, in a helper thread, "
+        "so the tick only stacks them (takes ~1 ms off the sensor-to-chunk path; costs "
+        "~5% of a core at 3 cameras 30 Hz + tactile 60 Hz). false: convert at the tick",
+    ),
     # inputs
     "camera_topics": (
         ["/camera/base/image_raw", "/camera/left_wrist/image_raw", "/camera/right_wrist/image_raw"],

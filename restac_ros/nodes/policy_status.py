@@ -88,6 +88,7 @@ class PolicyStatus:
         counters: dict[str, StreamCounters] | None,
         topics: dict[str, str],
         prompt: str | None,
+        extra: dict[str, object] | None = None,
     ) -> list:
         with self._lock:
             infer = np.array(self._infer_ms) if self._infer_ms else np.array([np.nan])
@@ -125,6 +126,7 @@ class PolicyStatus:
                 values[f"{prefix}.stamped_on_receipt"] = c.stamped_on_receipt
                 for reason, count in c.rejected.items():
                     values[f"{prefix}.rejected.{reason}"] = count
+        values.update(extra or {})
         for key, (count, last) in self._reasons.snapshot().items():
             values[f"rejected.{key}"] = f"{count} (last: {last})"
         if error:

@@ -12,6 +12,7 @@ from restac_ros.core.observation import (
     default_delta_action_mask,
     delta_action_mask_from_meta,
 )
+from restac_ros.core.observation_spec import delta_action_mask
 from restac_ros.model import norm_stats as norm
 from restac_ros.model.tokenizer import PromptTokenizer
 from test.core.bagtools import JOINTS
@@ -35,6 +36,29 @@ def test_default_mask_and_meta() -> None:
         delta_action_mask_from_meta({"delta_action_mask": list(MASK)}, 7)
     with pytest.raises(ValueError, match="delta_action_mask has 3 entries"):
         make_spec(delta_action_mask=(True, True, False))
+
+
+def test_delta_action_modes() -> None:
+    assert delta_action_mask("joint_position", JOINTS) == MASK
+    assert delta_action_mask("joint_position", JOINTS, "all") == (True,) * 8
+    assert delta_action_mask("ee_pose_rpy", ["x", "y"], "none") == (False, False)
+    with pytest.raises(ValueError, match="joint_position"):
+        delta_action_mask("ee_pose_rpy", ["x", "y"], "all")
+    with pytest.raises(ValueError, match="expected one of"):
+        delta_action_mask("joint_position", JOINTS, "gripper")
+
+
+def test_per_step_action_stats_must_match_the_horizon(norm_stats_path, spm_model_path) -> None:
+    stats = norm.load_norm_stats(norm_stats_path)
+    spec = make_spec(delta_action_mask=MASK)
+    h, d = spec.action_space.horizon, len(stats["actions"].mean)
+    rows = lambda n: norm.NormStats(np.zeros((n, d), np.float32), np.ones((n, d), np.float32))
+    tok = PromptTokenizer(spm_model_path, 16)
+    b = ObservationBuilder(spec, {**stats, "actions": rows(h)}, tok)
+    chunk = np.zeros((h, ACTION_DIM), np.float32)
+    assert b.postprocess_actions(chunk, STATE).shape == (h, 8)
+    with pytest.raises(ValueError, match=f"policy's horizon is {h}"):
+        ObservationBuilder(spec, {**stats, "actions": rows(h + 1)}, tok)
 
 
 def test_targets_and_postprocess_are_inverse(norm_stats_path, spm_model_path) -> None:

@@ -59,3 +59,30 @@ def test_compute_norm_stats():
     np.testing.assert_allclose(s.mean, 3.0, atol=0.1)
     np.testing.assert_allclose(s.std, 2.0, atol=0.1)
     assert np.all(s.q01 < s.mean) and np.all(s.q99 > s.mean)
+
+
+def test_per_step_action_stats_round_trip_and_broadcast(tmp_path):
+    """[H, D] stats (one row per chunk step): each step normalised with its own row."""
+    rng = np.random.default_rng(0)
+    scale = np.array([1.0, 5.0, 10.0])[None, :, None]  # later steps move more
+    chunks = rng.normal(size=(400, 3, 2)) * scale
+    s = ns.compute_norm_stats(chunks, per_step=True)
+    assert s.mean.shape == s.std.shape == s.q01.shape == (3, 2)
+    np.testing.assert_allclose(s.std[:, 0], [1.0, 5.0, 10.0], rtol=0.15)
+    x = np.zeros((3, 4), np.float32)  # padded action_dim 4 > 2 robot dims
+    x[:, :2] = chunks[0]
+    z = ns.normalize(x, s, use_quantiles=False)
+    np.testing.assert_allclose(z[:, :2], (chunks[0] - s.mean) / (s.std + 1e-6), rtol=1e-5)
+    assert (z[:, 2:] == 0).all()
+    np.testing.assert_allclose(ns.unnormalize(z, s, use_quantiles=False), x, atol=1e-5)
+    q = ns.normalize(x, s, use_quantiles=True)
+    np.testing.assert_allclose(ns.unnormalize(q, s, use_quantiles=True), x, atol=1e-4)
+    batched = ns.normalize(np.stack([x, x]), s, use_quantiles=False)  # [B, H, D]
+    np.testing.assert_allclose(batched[1], z)
+    path = ns.save_norm_stats(tmp_path / "norm_stats.json", {"actions": s})
+    back = ns.load_norm_stats(path)["actions"]
+    np.testing.assert_array_equal(back.std, s.std)
+    with pytest.raises(ValueError, match="3-step chunks"):
+        ns.normalize(np.zeros((5, 2)), s, use_quantiles=False)
+    with pytest.raises(ValueError, match=r"chunks \[N, H, D\]"):
+        ns.compute_norm_stats(np.zeros((10, 2)), per_step=True)

@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from restac_ros.model import norm_stats as ns
-from restac_ros.model.policy import RestacPolicy, load_policy_config, save_policy_checkpoint
+from restac_ros.model.policy import (
+    RestacPolicy,
+    load_policy_config,
+    save_policy_checkpoint,
+    stack_observations,
+)
 from test.model.conftest import make_obs
 from test.model.test_tokenizer import sp_model  # noqa: F401  (session fixture)
 
@@ -51,6 +56,23 @@ def test_loaded_policy_reproduces_the_model(ckpt_dir, pi0_model):
     got = loaded.infer(obs, seed=7)
     np.testing.assert_array_equal(got.actions_norm, want.actions_norm)
     np.testing.assert_array_equal(got.diagnostics.gate, want.diagnostics.gate)
+
+
+def test_infer_batch_matches_one_call_per_observation(pi0_model):
+    """Offline evaluation batches ticks: same chunks as one infer per tick (same seeds)."""
+    policy = RestacPolicy(pi0_model, num_steps=4)
+    singles = [make_obs(pi0_model.config, 1, seed=s, tactile=s != 2) for s in range(3)]
+    seeds = [11, 2**31 - 5, 11]  # same seed twice: same noise, other observation
+    batch = policy.infer_batch(stack_observations(singles), seeds)
+    assert batch.actions_norm.shape[0] == 3
+    for i, (obs, seed) in enumerate(zip(singles, seeds, strict=True)):
+        one = policy.infer(obs, seed)
+        np.testing.assert_allclose(batch.actions_norm[i], one.actions_norm[0], atol=1e-5)
+        np.testing.assert_allclose(batch.diagnostics.gate[i], one.diagnostics.gate[0],
+                                   atol=1e-6)
+    assert not np.allclose(batch.actions_norm[0], batch.actions_norm[2])
+    with pytest.raises(ValueError, match="one seed per observation"):
+        policy.infer_batch(stack_observations(singles), seeds[:2])
 
 
 def test_bf16_weights_option(ckpt_dir, pi0_model):
