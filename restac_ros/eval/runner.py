@@ -168,6 +168,11 @@ def _evaluate(ds: BagDataset, policy, builder, opts: EvalOptions, t0: float) -> 
         batcher.flush()
     except KeyboardInterrupt:
         result.interrupted = True
+        reader.close()
+        try:  # the ticks already read are kept too (a second Ctrl-C skips them)
+            batcher.flush()
+        except KeyboardInterrupt:
+            pass
         _log.warning("interrupted after %d policy calls; writing partial results",
                      len(result.records))
     finally:

@@ -50,11 +50,16 @@ def test_train_writes_checkpoint_and_resume_continues_exactly(train_bag, tmp_pat
                 "assets/restac_sample/norm_stats.json", "params"):
         assert (a / rel).exists(), rel
     stats = json.loads((a / "assets/restac_sample/norm_stats.json").read_text())["norm_stats"]
-    assert len(stats["state"]["mean"]) == 8 and len(stats["actions"]["q99"]) == 8
+    assert len(stats["state"]["mean"]) == 8
+    # per-step "actions" stats: one row of 8 per chunk step (horizon 4)
+    assert np.shape(stats["actions"]["q99"]) == np.shape(stats["actions"]["std"]) == (4, 8)
     meta = json.loads((a / "policy_meta.json").read_text())
     assert meta["delta_action_mask"] == [True] * 7 + [False]
     # "actions" stats are over the relative (action - state) chunks: joints near zero
-    assert max(abs(m) for m in stats["actions"]["mean"][:7]) < 0.5
+    assert np.abs(np.asarray(stats["actions"]["mean"])[:, :7]).max() < 0.5
+    # and they grow along the chunk (later steps move further from the state)
+    std = np.asarray(stats["actions"]["std"])[:, :7].mean(axis=1)
+    assert std[-1] > std[0]
     with np.load(tmp_path / "a.train" / "state.npz") as z:
         at3 = [z[k] for k in z.files]
     assert sum(not np.array_equal(x, y) for x, y in zip(at2, at3, strict=True)) > len(at2) // 2
@@ -111,5 +116,6 @@ def test_cached_demo_checkpoint_is_current(demo_checkpoint):
     meta = json.loads((demo_checkpoint / "policy_meta.json").read_text())
     assert meta["training"]["steps"] == dc.DEMO_TRAIN.steps
     assert meta["action_names"][-1] == "gripper"
-    # openpi delta actions: the 7 arm joints relative to the state, the gripper absolute
-    assert meta["delta_action_mask"] == [True] * 7 + [False]
+    # every dim relative to the state, the gripper (a width servo in the sample) included
+    assert meta["delta_action_mask"] == [True] * 8
+    assert meta["training"]["per_step_action_stats"] is True

@@ -45,6 +45,17 @@ def test_streams_in_chunks_out(harness):
     assert diag.sigma == pytest.approx(np.exp(diag.logvar / 2), rel=1e-5)
     assert h.spin_until(lambda: h.diagnostics_mention("publishing chunks"), timeout_s=5.0)
 
+    def prepared() -> dict[str, str]:
+        status = h.policy_status()
+        return {kv.key: kv.value for kv in status.values} if status else {}
+
+    # images were converted on arrival by the helper thread and the ticks found them ready
+    assert h.spin_until(lambda: int(prepared().get("tick_images_ready", 0)) > 0, 5.0), \
+        h.status_text()
+    values = prepared()
+    assert values["images_prepared_on_arrival"] == "True"
+    assert int(values["images_prepared"]) >= int(values["tick_images_ready"]) // 4
+
 
 def test_ee_action_space_publishes_path(ros_context, tiny_checkpoint):
     from nav_msgs.msg import Path
