@@ -189,6 +189,7 @@ def run_mode(mode: str, checkpoint: Path, seconds: float, work: Path) -> dict:
             if bench.chunks
             else float("nan"),
             seconds=seconds,
+            status=dict(bench.status),
         )
     finally:
         proc.terminate()
@@ -200,8 +201,8 @@ def run_mode(mode: str, checkpoint: Path, seconds: float, work: Path) -> dict:
 
 def table(results: list[dict]) -> str:
     lines = [
-        "| tick_on | chunks | overhead p50 / p99 / max (ms) | in-node tick->publish p50 / p99 "
-        "(ms) | preprocess mean (ms) | model mean (ms) | dropped in node (cams / tactile / "
+        "| tick_on | chunks | overhead p50 / p99 / max (ms) | in-node tick->chunk published "
+        "p50 / p99 (ms) | build mean (ms) | model mean (ms) | dropped in node (cams / tactile / "
         "joints) |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -254,6 +255,8 @@ def main(argv=None) -> int:
     ap.add_argument("--modes", default="joints,timer", help="tick_on values to measure")
     ap.add_argument("--checkpoint", type=Path, default=None)
     ap.add_argument("--write-results", action="store_true")
+    ap.add_argument("--show-status", action="store_true",
+                    help="print policy_node's last /diagnostics values per mode")
     args = ap.parse_args(argv)
     apply_loopback_env()
     sys.setswitchinterval(0.0005)
@@ -261,13 +264,21 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="restac_ros_overhead_"))
     checkpoint = args.checkpoint or default_checkpoint(work)
     results = [run_mode(m, checkpoint, args.seconds, work) for m in args.modes.split(",")]
+    if args.show_status:
+        for r in results:
+            print(f"--- {r['mode']}: policy_node /diagnostics")
+            for k, v in sorted(r["status"].items()):
+                if not k.startswith("stream."):
+                    print(f"  {k} = {v}")
     text = table(results)
     notes = (
         f"\n{args.seconds:g} s per mode; publisher and listener in one process, policy_node "
         f"in another (loopback UDP, Fast DDS); checkpoint `{checkpoint.name}`. overhead = "
         "chunk received - publish of the last sensor message before the observation stamp "
-        "- inference_ms (model); it includes the wait for the tick (timer mode), the core's "
-        "preprocessing and both DDS hops. Dropped = published - received by the node."
+        "- inference_ms (the model call: upload, sampling, download); it includes the wait "
+        "for the tick (timer mode), assembling the observation (images converted on arrival, "
+        "`prepare_images_on_arrival`) and both DDS hops. Dropped = published - received by the "
+        "node."
     )
     print(text + "\n" + notes)
     if args.write_results:

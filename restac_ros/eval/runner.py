@@ -10,6 +10,7 @@ DDS gives the same chunks (test/eval/test_live_parity.py).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -169,10 +170,9 @@ def _evaluate(ds: BagDataset, policy, builder, opts: EvalOptions, t0: float) -> 
     except KeyboardInterrupt:
         result.interrupted = True
         reader.close()
-        try:  # the ticks already read are kept too (a second Ctrl-C skips them)
+        # The ticks already read are kept too (a second Ctrl-C skips them).
+        with contextlib.suppress(KeyboardInterrupt):
             batcher.flush()
-        except KeyboardInterrupt:
-            pass
         _log.warning("interrupted after %d policy calls; writing partial results",
                      len(result.records))
     finally:

@@ -313,9 +313,10 @@ class PolicyNode(LifecycleNode):
         )
         if not self._active:  # deactivated while inferring: drop, never publish late
             return
-        self.outputs.publish(chunk)
+        chunk_sent = self.outputs.publish(chunk)
         self._next_chunk_id += 1
-        overhead_ms = (time.perf_counter() - tick) * 1e3 - result.inference_ms
+        # tick -> ActionChunk published, minus the model call
+        overhead_ms = (chunk_sent - tick) * 1e3 - result.inference_ms
         self.status.published(
             result.inference_ms, build_ms, overhead_ms, result.logvar, result.gate
         )

@@ -7,6 +7,7 @@ TactileDiagnostics, logvar (Float32) and VQ codes (Int32MultiArray).
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 from nav_msgs.msg import Path
@@ -70,7 +71,9 @@ class PolicyOutputs:
         self._codes = make(Int32MultiArray, topics.vq_codes, qos.OUTPUT)
         self._all = [self._chunk, self._plan, self._tactile, self._logvar, self._codes]
 
-    def publish(self, r: ChunkResult) -> None:
+    def publish(self, r: ChunkResult) -> float:
+        """Publish every output, the ActionChunk first (what the executor waits for);
+        returns time.perf_counter() right after the ActionChunk went out."""
         space = self.action_space
         frame = self.ee_frame_id if space.is_end_effector else ""
         self._chunk.publish(
@@ -86,6 +89,7 @@ class PolicyOutputs:
                 gate=r.gate,
             )
         )
+        chunk_sent = time.perf_counter()
         if space.is_end_effector:
             self._plan.publish(conversions.ee_path(r.actions, space.dt_s, r.stamp_ns, frame))
         else:
@@ -106,6 +110,7 @@ class PolicyOutputs:
         )
         self._logvar.publish(Float32(data=float(r.logvar)))
         self._codes.publish(conversions.int32_array(r.codes, "vq_codes"))
+        return chunk_sent
 
     def destroy(self, node) -> None:
         for pub in self._all:
