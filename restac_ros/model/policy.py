@@ -111,9 +111,9 @@ class RestacPolicy:
         graphdef, state = nnx.split(model)
         # The weights as a flat list: the per-call dispatch then flattens a list in C++
         # instead of the nnx.State tree in Python (~0.5 ms a call on this CPU).
-        self._leaves, treedef = jax.tree.flatten(state)
+        self._leaves, self._treedef = jax.tree.flatten(state)
         # One jitted function per policy: it compiles once per input shape.
-        fixed = (graphdef, treedef, num_steps)
+        fixed = (graphdef, self._treedef, num_steps)
         self._sample = jax.jit(functools.partial(_sample, *fixed))
         self._sample_seeded = jax.jit(functools.partial(_sample_seeded, *fixed))
 
@@ -144,6 +144,11 @@ class RestacPolicy:
             pg = nnx.state(model.PaliGemma, nnx.Param)
             nnx.update(model.PaliGemma, jax.tree.map(lambda x: x.astype(jnp.bfloat16), pg))
         return cls(model, norm_stats=stats, tokenizer=tokenizer, meta=meta, num_steps=num_steps)
+
+    @property
+    def state(self) -> nnx.State:
+        """The weights (and frozen VQ-VAE tables) the policy samples with."""
+        return jax.tree.unflatten(self._treedef, self._leaves)
 
     @property
     def num_compiles(self) -> int:

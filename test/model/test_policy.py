@@ -78,7 +78,7 @@ def test_infer_batch_matches_one_call_per_observation(pi0_model):
 def test_bf16_weights_option(ckpt_dir, pi0_model):
     policy = RestacPolicy.from_checkpoint(ckpt_dir, dtype="bfloat16", num_steps=2)
     assert policy.config.dtype == "bfloat16"
-    emb = policy._state["PaliGemma"]["llm"]["embedder"]["input_embedding"][...]
+    emb = policy.state["PaliGemma"]["llm"]["embedder"]["input_embedding"][...]
     assert str(emb.dtype) == "bfloat16"
     out = policy.infer(make_obs(pi0_model.config, 1), seed=0)
     assert out.actions_norm.dtype == np.float32 and np.all(np.isfinite(out.actions_norm))

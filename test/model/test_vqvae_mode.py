@@ -108,8 +108,8 @@ def test_policy_checkpoint_carries_the_vqvae(vq_model, vq_ckpt, tmp_path):
     assert cfg.residual_vqvae_checkpoint == str(d / "vqvae" / "vqvae.ckpt")
     policy = RestacPolicy.from_checkpoint(d, num_steps=2)
     assert policy.config.residual_vqvae_checkpoint == cfg.residual_vqvae_checkpoint
-    leaves = jax.tree.leaves(policy._state)  # every weight concrete, the VQ-VAE's included
+    leaves = jax.tree.leaves(policy.state)  # every weight concrete, the VQ-VAE's included
     assert leaves and all(isinstance(x, jax.Array) for x in leaves)
-    got = policy._state["tactile_encoder"]["vqvae"].get_value()
+    got = policy.state["tactile_encoder"]["vqvae"].get_value()
     want = jax.tree.leaves(vq_model.tactile_encoder.vqvae.get_value())
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(got), want, strict=True))
