@@ -95,6 +95,14 @@ def _sample_seeded(graphdef, treedef, num_steps, leaves, obs, seeds):
     return model.sample_actions(None, obs, num_steps=num_steps, noise=noise)
 
 
+def _seed_array(seeds) -> np.ndarray:
+    """Noise seed(s) as uint32; out of [0, 2^32) is an error, not a silent wrap."""
+    arr = np.asarray(seeds)
+    if arr.dtype.kind not in "iu" or arr.size and (arr.min() < 0 or arr.max() >= 2**32):
+        raise ValueError(f"noise seeds must be integers in [0, 2^32), got {seeds!r}")
+    return arr.astype(np.uint32)
+
+
 def stack_observations(observations) -> Observation:
     """Concatenate observations (numpy leaves, batch axis first) into one batch."""
     return jax.tree.map(lambda *xs: np.concatenate(xs, axis=0), *observations)
@@ -160,7 +168,7 @@ class RestacPolicy:
         call, numpy in to numpy out (upload, sampling, download of the results)."""
         t0 = time.perf_counter()
         # numpy leaves go straight to the jitted call: it uploads them in one C++ pass.
-        out = self._sample(self._leaves, obs, np.uint32(seed))
+        out = self._sample(self._leaves, obs, _seed_array(seed))
         return self._result(out, t0)
 
     def infer_batch(self, obs: Observation, seeds) -> PolicyResult:
@@ -168,7 +176,7 @@ class RestacPolicy:
         chunks of B `infer(obs_i, seeds[i])` calls, up to float reassociation (~1e-6).
         A live robot infers one tick at a time; this is for offline use. inference_ms is
         the whole batch's."""
-        seeds = np.asarray(seeds, np.uint32)
+        seeds = _seed_array(seeds)
         if seeds.shape != (obs.batch_size,):
             raise ValueError(f"need one seed per observation: {seeds.shape} for batch "
                              f"{obs.batch_size}")

@@ -73,6 +73,10 @@ def test_infer_batch_matches_one_call_per_observation(pi0_model):
     assert not np.allclose(batch.actions_norm[0], batch.actions_norm[2])
     with pytest.raises(ValueError, match="one seed per observation"):
         policy.infer_batch(stack_observations(singles), seeds[:2])
+    with pytest.raises(ValueError, match=r"\[0, 2\^32\)"):
+        policy.infer(singles[0], -1)
+    with pytest.raises(ValueError, match=r"\[0, 2\^32\)"):
+        policy.infer(singles[0], 2**32)
 
 
 def test_bf16_weights_option(ckpt_dir, pi0_model):
