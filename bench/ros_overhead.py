@@ -5,6 +5,9 @@ A publisher (this process) sends 3 cameras at 30 Hz (224x224 rgb8), tactile at
 receives its chunks. Per chunk: overhead = chunk received - publish time of the
 last sensor message before the chunk's observation stamp - the model's
 inference_ms. Dropped = published - received by the node (its /diagnostics).
+Mode `echo` replaces policy_node by bench/echo_node.py (same subscriptions and QoS, an
+empty chunk per joint message at 5 Hz): the floor of two DDS hops and the drops of
+best-effort transport on this machine, with no model.
 
     .venv/bin/python bench/ros_overhead.py [--seconds 20] [--modes joints,timer]
         [--checkpoint DIR] [--write-results]
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import json
 import os
 import subprocess
 import sys
@@ -37,6 +41,7 @@ STREAMS = {  # stream -> (topic, Hz, (h, w) or None for joints)
     "joints": ("/joint_states", 500.0, None),
 }
 HEADING = "## ROS overhead (CPU, 2-core x86_64 dev machine)"
+ECHO = "echo"  # mode: bench/echo_node.py instead of policy_node (the DDS floor, no model)
 
 
 def make_params(checkpoint: Path, mode: str, dst: Path) -> Path:
@@ -132,36 +137,42 @@ class Bench:
         return np.asarray(total), np.asarray(overhead)
 
 
+def _start(mode: str, checkpoint: Path, work: Path):
+    """The process under test: policy_node, or echo_node.py for the DDS floor."""
+    if mode == ECHO:
+        cmd = [sys.executable, str(ROOT / "bench" / "echo_node.py"), "--rate", "5"]
+        return subprocess.Popen(cmd, env=dict(os.environ), stdout=subprocess.PIPE, text=True)
+    params = make_params(checkpoint, mode, work / f"params_{mode}.yaml")
+    log = (work / f"policy_node_{mode}.log").open("w")
+    cmd = [sys.executable, "-m", "restac_ros.nodes.policy_node", "--ros-args",
+           "--params-file", str(params)]
+    return subprocess.Popen(cmd, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
+
+
+def _ready(mode: str, bench: Bench) -> bool:
+    if mode == ECHO:  # every sensor topic and the chunk topic matched
+        node = bench.node
+        return node.count_publishers("/restac/action_chunk") > 0 and all(
+            node.count_subscribers(topic) > 0 for topic, _, _ in STREAMS.values())
+    return bench.status.get("lifecycle") == "active"
+
+
 def run_mode(mode: str, checkpoint: Path, seconds: float, work: Path) -> dict:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    params = make_params(checkpoint, mode, work / f"params_{mode}.yaml")
-    log = (work / f"policy_node_{mode}.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "restac_ros.nodes.policy_node",
-            "--ros-args",
-            "--params-file",
-            str(params),
-        ],
-        env=dict(os.environ),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    proc = _start(mode, checkpoint, work)
     rclpy.init()
     bench = Bench()
     executor = SingleThreadedExecutor()
     executor.add_node(bench.node)
     try:
         deadline = time.monotonic() + 600
-        while bench.status.get("lifecycle") != "active":
+        while not _ready(mode, bench):
             executor.spin_once(timeout_sec=0.1)
             failed = "configure failed" in bench.status.get("_message", "")
             if failed or proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"policy_node did not become active; see {log.name}")
+                raise SystemExit(f"{mode}: the node under test did not start (logs in {work})")
         time.sleep(0.5)
         bench.publishing = True
         end = time.monotonic() + seconds
@@ -172,7 +183,12 @@ def run_mode(mode: str, checkpoint: Path, seconds: float, work: Path) -> dict:
         while time.monotonic() < end:
             executor.spin_once(timeout_sec=0.05)
         total, overhead = bench.overhead_ms()
-        received = {s: int(bench.status.get(f"stream.{s}.received", 0)) for s in STREAMS}
+        if mode == ECHO:
+            proc.terminate()
+            counts = json.loads(proc.communicate(timeout=30)[0].strip().splitlines()[-1])
+            received = {s: counts[topic] for s, (topic, _, _) in STREAMS.items()}
+        else:
+            received = {s: int(bench.status.get(f"stream.{s}.received", 0)) for s in STREAMS}
         node_p50 = float(bench.status.get("node_overhead_ms_p50", "nan"))
         node_p99 = float(bench.status.get("node_overhead_ms_p99", "nan"))
         return dict(
@@ -192,8 +208,9 @@ def run_mode(mode: str, checkpoint: Path, seconds: float, work: Path) -> dict:
             status=dict(bench.status),
         )
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=30)
         executor.shutdown(timeout_sec=2.0)
         bench.node.destroy_node()
         rclpy.try_shutdown()
@@ -218,9 +235,12 @@ def table(results: list[dict]) -> str:
         sent_cams = sum(
             r["sent"][s] for s in ("base_0_rgb", "left_wrist_0_rgb", "right_wrist_0_rgb")
         )
+        node = ("n/a" if np.isnan(r["node_p50"])
+                else f"{r['node_p50']:.2f} / {r['node_p99']:.2f}")
+        build = float(r["preprocess_ms"])
         lines.append(
-            f"| {r['mode']} | {r['chunks']} | {pct} | {r['node_p50']:.2f} / {r['node_p99']:.2f} "
-            f"| {float(r['preprocess_ms']):.2f} "
+            f"| {r['mode']} | {r['chunks']} | {pct} | {node} "
+            f"| {'n/a' if np.isnan(build) else f'{build:.2f}'} "
             f"| {r['inference_ms']:.1f} | {cams}/{sent_cams} / {drop['tactile']}/"
             f"{r['sent']['tactile']} / {drop['joints']}/{r['sent']['joints']} |"
         )
@@ -252,7 +272,8 @@ def default_checkpoint(work: Path) -> Path:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--modes", default="joints,timer", help="tick_on values to measure")
+    ap.add_argument("--modes", default="echo,joints,timer",
+                    help="tick_on values to measure; echo: bench/echo_node.py, no policy")
     ap.add_argument("--checkpoint", type=Path, default=None)
     ap.add_argument("--write-results", action="store_true")
     ap.add_argument("--show-status", action="store_true",
