@@ -15,11 +15,13 @@ DDS_ENV = FASTDDS_DEFAULT_PROFILES_FILE=$(CURDIR)/config/fastdds_loopback.xml \
 
 .PHONY: setup demo-policy test demo lint bench clean-venv
 
-setup: $(STAMPS)/msgs
+setup: $(STAMPS)/ament
 
-$(STAMPS)/deps: requirements/lock.txt
+$(STAMPS)/deps: requirements/lock.txt requirements/no-deps.txt scripts/install_system_deps.sh
+	scripts/install_system_deps.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/lock.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/no-deps.txt
 	@mkdir -p $(STAMPS) && touch $@
 
 # pip's editable install clears site-packages/restac_ros, so messages build after it.
@@ -28,8 +30,15 @@ $(STAMPS)/package: $(STAMPS)/deps setup.py package.xml
 		-e . --config-settings editable_mode=compat
 	@touch $@
 
-$(STAMPS)/msgs: $(STAMPS)/package msg/ActionChunk.msg msg/TactileDiagnostics.msg CMakeLists.txt scripts/build_msgs.sh
+$(STAMPS)/msgs: $(STAMPS)/package msg/ActionChunk.msg msg/TactileDiagnostics.msg CMakeLists.txt scripts/build_msgs.sh $(wildcard msg_deps/*/msg/*.msg)
 	scripts/build_msgs.sh $(VENV)
+	@touch $@
+
+# The ament layout ros2 run / ros2 launch resolve (share/restac_ros/{launch,config},
+# lib/restac_ros/<executables>, AMENT_PREFIX_PATH in .venv/bin/activate): the
+# editable install leaves data_files and lib/<package>/ out.
+$(STAMPS)/ament: $(STAMPS)/msgs scripts/install_ament_layout.py $(wildcard launch/*.launch.py config/*)
+	$(PY) scripts/install_ament_layout.py $(VENV)
 	@touch $@
 
 # The demo's embedded policy: trained once from generated sample episodes and

@@ -20,16 +20,22 @@ def package_xml_version() -> str:
 
 
 CONSOLE_SCRIPTS = [
-    "policy_node = restac_ros.nodes.policy_node:main",
-    "chunk_executor = restac_ros.nodes.chunk_executor:main",
-    "tactile_monitor = restac_ros.nodes.tactile_monitor:main",
-    "bag_player = restac_ros.nodes.bag_player:main",
-    "restac-bringup = restac_ros.nodes.bringup:main",
+    "policy_node = restac_ros.nodes.entry:policy_node",
+    "chunk_executor = restac_ros.nodes.entry:chunk_executor",
+    "tactile_monitor = restac_ros.nodes.entry:tactile_monitor",
+    "bag_player = restac_ros.nodes.entry:bag_player",
+    "sim_node = restac_ros.nodes.sim_node:main",
+    "frame_publisher = restac_ros.nodes.entry:frame_publisher",
+    "restac-record = restac_ros.nodes.entry:recorder",
+    "restac-bringup = restac_ros.nodes.entry:bringup",
     "restac-make-sample-bag = restac_ros.sample_bag.cli:main",
     "restac-eval = restac_ros.eval.cli:main",
+    "restac-eval-sim = restac_ros.eval.sim_cli:main",
     "restac-train-policy = restac_ros.eval.train_policy:main",
     "restac-train-vqvae = restac_ros.tactile.train:main",
     "restac-demo = restac_ros.demo:main",
+    "restac-serve = restac_ros.serve.cli:main",
+    "restac-import = restac_ros.eval.import_checkpoint:main",
 ]
 
 setup(

@@ -4,7 +4,7 @@
 
 Configurations: ``published`` (ch 128, two residual blocks per level, 224x224
 Prophet views) and ``trainer`` (the ``restac-train-vqvae`` defaults: ch 32,
-one block, 64x64 Prophet views), random weights (timing does not depend on
+one block, 224x224 Prophet views as published), random weights (timing does not depend on
 weight values).
 Compile/warm-up calls are excluded.  Prints a table and, unless --no-write,
 replaces the section under HEADING in bench/RESULTS.md (other sections kept).
@@ -48,13 +48,13 @@ def _time(fn, repeats: int) -> tuple[float, float]:
     return statistics.median(ms), min(ms)
 
 
-CONFIGS = {"published": (128, 2, 224), "trainer": (32, 1, 64)}
+CONFIGS = {"published": (128, 2, None), "trainer": (32, 1, None)}  # ch, blocks, prophet_input_size
 
 
 def run(name: str, args) -> list[tuple[str, str, str, float, float]]:
     torch.manual_seed(0)
     ch, nrb, image_size = CONFIGS[name]
-    hp = default_hparams(ch=ch, num_res_blocks=nrb, codebook_size=512, image_size=image_size)
+    hp = default_hparams(ch=ch, num_res_blocks=nrb, n_e=512, prophet_input_size=image_size)
     model = ResidualVQVAE(hp).eval()
     rng = np.random.default_rng(0)
     t = rng.uniform(-1, 1, (1, 128, 160, 3)).astype(np.float32)
@@ -91,7 +91,7 @@ def run(name: str, args) -> list[tuple[str, str, str, float, float]]:
 
 def table(rows, args) -> str:
     names = dict.fromkeys(r[0] for r in rows)
-    cfg = "; ".join(f"{k}: ch {c}, {n} res block(s)/level, Prophet views {i}x{i}"
+    cfg = "; ".join(f"{k}: ch {c}, {n} res block(s)/level, Prophet views {i or 224}x{i or 224}"
                     for k, (c, n, i) in CONFIGS.items() if k in names)
     lines = [f"`python bench/vqvae_latency.py --repeats {args.repeats}`. Batch 1, fp32, "
              f"median and min of {args.repeats} calls after warm-up (compile excluded); torch "

@@ -13,6 +13,11 @@ from importlib import metadata
 from pathlib import Path
 
 SKIP = {"restac-ros", "restac_ros", "pip", "setuptools", "wheel"}
+# requirements/no-deps.txt: installed with --no-deps (their declared requirements
+# contradict the lock), so they must not enter lock.txt's resolution.
+NO_DEPS = Path(__file__).resolve().parent.parent / "requirements" / "no-deps.txt"
+SKIP |= {line.split("==")[0].strip().lower() for line in NO_DEPS.read_text().splitlines()
+         if line.strip() and not line.startswith("#")} if NO_DEPS.is_file() else set()
 
 
 def main() -> int:

@@ -6,21 +6,23 @@ rate the same `ObservationBuilder` assembles the observation. Each step also
 carries the teacher's commanded actions over the horizon, for evaluation and
 training. Bag topics are the ObservationSpec's stream names unless
 `stream_topics` maps them.
+
+A damaged bag is replayed as far as it is readable (`restac_ros.core.bag_salvage`: no
+metadata.yaml, a truncated MCAP); a message that does not deserialize is not used (a
+tick that needs it is refused as `corrupt_message`). `damage()` lists what was lost.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import sqlite3
 import struct
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rosbags.highlevel import AnyReader, AnyReaderError
-from rosbags.rosbag2 import ReaderError
+from rosbags.highlevel import AnyReader
 
 from restac_ros.core.bag_info import (  # noqa: F401  (re-exported: the public API)
     BagCorrupt,
@@ -30,6 +32,7 @@ from restac_ros.core.bag_info import (  # noqa: F401  (re-exported: the public A
     BagTypeMismatch,
     _custom_data,
 )
+from restac_ros.core.bag_salvage import STORAGE_ERRORS, open_bag
 from restac_ros.core.buffers import NS_PER_S, StreamBuffers, StreamCounters, UnstampedPolicy
 from restac_ros.core.messages import (
     IMAGE_TYPES,
@@ -39,7 +42,12 @@ from restac_ros.core.messages import (
     to_image_input,
     to_joint_sample,
 )
-from restac_ros.core.observation import InvalidObservation, ObservationBuilder, RawSample
+from restac_ros.core.observation import (
+    InvalidObservation,
+    ObservationBuilder,
+    RawSample,
+    ReasonCode,
+)
 from restac_ros.core.teacher_series import TeacherSeries
 from restac_ros.model.observation import Observation
 
@@ -48,8 +56,6 @@ PROMPT_TOPIC = "/restac/prompt"
 TARGET_SLACK_NS = 1_000_000  # 1 ms: stamps on the same 15 Hz grid differ by ns roundings
 
 
-# Errors rosbags and sqlite raise on unreadable / truncated storage.
-STORAGE_ERRORS = (AnyReaderError, ReaderError, sqlite3.DatabaseError, EOFError, OSError)
 _STORAGE_ERRORS = STORAGE_ERRORS  # the old (private) name
 # A tick's step waits until the replay is this far past its last target's due time,
 # so teacher commands logged after their stamp (transport latency) still count.
@@ -75,13 +81,15 @@ class BagStep:
 
 
 class _Pending:
-    """A buffered message still in CDR form; deserialised once, only if a tick uses it."""
+    """A buffered message still in CDR form; deserialised once, only if a tick uses it.
+    value: the converted message, or the InvalidObservation it raised when corrupt."""
 
-    __slots__ = ("conn", "raw", "value")
+    __slots__ = ("conn", "log_ns", "raw", "value")
 
-    def __init__(self, raw: bytes, conn: Any) -> None:
+    def __init__(self, raw: bytes, conn: Any, log_ns: int) -> None:
         self.raw = raw
         self.conn = conn
+        self.log_ns = log_ns
         self.value: Any = None
 
 
@@ -118,6 +126,9 @@ class BagDataset:
         # reader stays open for the replay; close() or `with` releases it.
         self._reader: AnyReader | None = None
         self._replay_buffers: StreamBuffers | None = None
+        self._open_notes: list[str] = []
+        self._read_error: str | None = None
+        self._corrupt: dict[str, list] = {}  # topic -> [count, first problem], latest pass
         reader = self._get_reader()
         try:
             self.info = self._read_info(reader)
@@ -148,14 +159,23 @@ class BagDataset:
 
     # -- opening and checking ----------------------------------------------
     def _open(self) -> AnyReader:
-        if not self.path.exists():
-            raise BagError(f"bag not found: {self.path}")
-        reader = AnyReader([self.path])
-        try:
-            reader.open()
-        except STORAGE_ERRORS as err:
-            raise BagCorrupt(f"{self.path}: cannot open bag: {err}") from None
+        reader, self._open_notes = open_bag(self.path)
         return reader
+
+    def damage(self) -> list[str]:
+        """What of the bag is missing or was not used, one line each naming the bag: no
+        metadata.yaml, an unreadable tail, messages that do not deserialize ([]: intact)."""
+        out = list(self._open_notes)
+        if self._read_error is not None:
+            out.append(self._read_error)
+        for topic, (count, first) in sorted(self._corrupt.items()):
+            out.append(f"{self.path}: {count} message(s) on {topic} do not deserialize and "
+                       f"were not used (first at log time {first})")
+        return out
+
+    def _note_corrupt(self, conn: Any, log_ns: int, problem: str) -> None:
+        entry = self._corrupt.setdefault(conn.topic, [0, f"{log_ns}: {problem}"])
+        entry[0] += 1
 
     def _read_info(self, reader: AnyReader) -> BagInfo:
         topics = {c.topic: c.msgtype for c in reader.connections}
@@ -204,32 +224,56 @@ class BagDataset:
             ) from None
 
     def _messages(self, reader: AnyReader, topics: set[str]) -> Iterator[tuple[Any, int, bytes]]:
-        """(connection, log time ns, CDR bytes) in log-time order."""
+        """(connection, log time ns, CDR bytes) in log-time order, up to the first
+        unreadable part of the storage (noted in damage())."""
+        for topic in topics:
+            self._corrupt.pop(topic, None)
+        self._read_error = None
         conns = [c for c in reader.connections if c.topic in topics]
+        last_ns = None
         try:
-            yield from reader.messages(connections=conns)
+            for item in reader.messages(connections=conns):
+                last_ns = item[1]
+                yield item
         except STORAGE_ERRORS as err:
-            raise BagCorrupt(f"{self.path}: error reading messages: {err}") from None
+            after = "at its start" if last_ns is None else f"after log time {last_ns}"
+            self._read_error = (f"{self.path}: storage unreadable {after} ({err}); the messages "
+                                "before it are used")
 
-    def _header_stamp(self, raw: bytes, conn: Any) -> int:
-        """Header stamp read straight from the CDR bytes (messages starting with a Header).
+    def _try_deserialize(self, reader: AnyReader, conn: Any, log_ns: int, raw: bytes) -> Any:
+        """The message, or None (noted in damage()) when it does not deserialize."""
+        try:
+            return reader.deserialize(raw, conn.msgtype)
+        except Exception as err:  # rosbags raises many types on truncated CDR
+            self._note_corrupt(conn, log_ns, f"{type(err).__name__}: {err}")
+            return None
+
+    def _header_stamp(self, raw: bytes, conn: Any) -> int | None:
+        """Header stamp read straight from the CDR bytes (messages starting with a Header);
+        None when the bytes cannot hold one.
 
         Saves deserialising the many messages no tick uses (joints at 500 Hz).
         Bytes 0-1: encapsulation (0x0001 little endian); then sec int32, nanosec uint32.
         """
         if len(raw) < 12 or raw[0] != 0 or raw[1] not in (0, 1):
-            raise BagCorrupt(f"{self.path}: {conn.topic}: not a CDR message with a header")
+            return None
         sec, nanosec = struct.unpack_from("<iI" if raw[1] == 1 else ">iI", raw, 4)
         return sec * NS_PER_S + nanosec
 
     def _resolve(self, reader: AnyReader, pending: _Pending) -> Any:
         if pending.value is None:
-            msg = self._deserialize(reader, pending.raw, pending.conn)
+            msg = self._try_deserialize(reader, pending.conn, pending.log_ns, pending.raw)
             msgtype = pending.conn.msgtype
-            pending.value = (
-                to_joint_sample(msg) if msgtype == JOINT_STATE else to_image_input(msg, msgtype)
-            )
+            if msg is None:
+                pending.value = InvalidObservation(
+                    ReasonCode.CORRUPT_MESSAGE, f"the {msgtype} on {pending.conn.topic} logged "
+                    f"at {pending.log_ns} does not deserialize")
+            else:
+                pending.value = (to_joint_sample(msg) if msgtype == JOINT_STATE
+                                 else to_image_input(msg, msgtype))
             pending.raw = b""
+        if isinstance(pending.value, InvalidObservation):
+            raise pending.value
         return pending.value
 
     def _resolve_sample(self, reader: AnyReader, sample: RawSample) -> RawSample:
@@ -244,19 +288,23 @@ class BagDataset:
             tactile=None if sample.tactile is None else self._resolve(reader, sample.tactile),
         )
 
-    def _teacher_row(self, reader: AnyReader, conn: Any, log_ns: int, raw: bytes
-                     ) -> tuple[int, np.ndarray]:
-        """(stamp, command float32 [dim] in action order) of one teacher message."""
-        msg = self._deserialize(reader, raw, conn)
+    def _add_teacher(self, reader: AnyReader, conn: Any, log_ns: int, raw: bytes) -> None:
+        """Adds one teacher message's (stamp, command float32 [dim] in action order);
+        one that does not deserialize or whose names and positions differ is not used."""
+        msg = self._try_deserialize(reader, conn, log_ns, raw)
+        if msg is None:
+            return
         given = {n: i for i, n in enumerate(msg.name)}
         names = self._teacher.names
         if missing := [n for n in names if n not in given]:
             raise BagError(f"{self.path}: {self.teacher_topic} lacks action names {missing} "
                            f"(has {list(msg.name)})")
         if len(msg.position) != len(msg.name):
-            raise BagCorrupt(f"{self.path}: {self.teacher_topic}: names/positions differ")
+            self._note_corrupt(conn, log_ns, f"{len(msg.name)} names, {len(msg.position)} "
+                                             "positions")
+            return
         row = np.asarray([msg.position[given[n]] for n in names], np.float32)
-        return stamp_ns(msg) or log_ns, row
+        self._teacher.add(stamp_ns(msg) or log_ns, row)
 
     def _ensure_teacher(self) -> None:
         """Outside a replay: read the teacher topic alone if no replay has collected it."""
@@ -266,7 +314,7 @@ class BagDataset:
         if self.teacher_topic is not None:
             reader = self._get_reader()
             for conn, log_ns, raw in self._messages(reader, {self.teacher_topic}):
-                self._teacher.add(*self._teacher_row(reader, conn, log_ns, raw))
+                self._add_teacher(reader, conn, log_ns, raw)
         self._teacher.complete = True
 
     def teacher_series(self) -> tuple[np.ndarray, np.ndarray]:
@@ -352,8 +400,10 @@ class BagDataset:
         pending: collections.deque = collections.deque()  # (index, tick, sample) awaiting targets
         reader = self._get_reader()
         self._replaying = True
+        last_ns = None
         try:
             for conn, log_ns, raw in self._messages(reader, topics):
+                last_ns = log_ns
                 while next_tick < len(ticks) and log_ns > ticks[next_tick]:
                     tick = int(ticks[next_tick])
                     pending.append((next_tick, tick, self._sample(reader, tick, buffers, prompt)))
@@ -361,12 +411,17 @@ class BagDataset:
                 while pending and log_ns > pending[0][1] + wait_ns:
                     yield self._step(*pending.popleft())
                 if conn.topic == self.teacher_topic:
-                    self._teacher.add(*self._teacher_row(reader, conn, log_ns, raw))
+                    self._add_teacher(reader, conn, log_ns, raw)
                 elif conn.topic == self.prompt_topic:
-                    prompt = str(self._deserialize(reader, raw, conn).data)
+                    if (msg := self._try_deserialize(reader, conn, log_ns, raw)) is not None:
+                        prompt = str(msg.data)
+                elif (stamp := self._header_stamp(raw, conn)) is None:
+                    self._note_corrupt(conn, log_ns, "too short for a CDR header")
                 else:
-                    stamp = self._header_stamp(raw, conn)
-                    buffers.push(self._stream[conn.topic], stamp, _Pending(raw, conn), log_ns)
+                    buffers.push(self._stream[conn.topic], stamp, _Pending(raw, conn, log_ns),
+                                 log_ns)
+            if self._read_error is not None:  # the rest of the bag is unreadable: no ticks
+                ticks = ticks[: next_tick] if last_ns is None else ticks[ticks <= last_ns]
             for i in range(next_tick, len(ticks)):
                 pending.append((i, int(ticks[i]), self._sample(reader, int(ticks[i]), buffers,
                                                                 prompt)))

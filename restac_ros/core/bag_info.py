@@ -52,7 +52,7 @@ class BagInfo:
 
 def _custom_data(reader: AnyReader) -> dict[str, str]:
     """rosbag2 metadata.yaml `custom_data` (rosbags keeps it on the directory reader)."""
-    custom: dict[str, str] = {}
+    custom: dict[str, str] = dict(getattr(reader, "custom", None) or {})  # SalvagedMcap
     for sub in reader.readers:
         for holder in (sub, getattr(sub, "storage", None)):
             meta = getattr(holder, "metadata", None)

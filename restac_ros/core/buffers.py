@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
+import math
 import threading
 from collections import deque
 from collections.abc import Iterable
@@ -61,6 +62,7 @@ class RejectReason(enum.StrEnum):
     OUT_OF_ORDER = "out_of_order"  # older than the newest entry
     DUPLICATE_STAMP = "duplicate_stamp"  # same stamp as the newest entry
     FROM_FUTURE = "from_future"  # stamp further ahead of receipt than the tolerance
+    TOO_OLD = "too_old"  # stamp further behind receipt than max_stamp_age_s
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +144,9 @@ class StreamBuffers:
     A message older than or equal to the newest buffered one is rejected
     (counted by reason) so the ring always holds strictly increasing stamps
     (`history(name)[-2:]` are two consecutive states; `at_or_before` looks back).
+    Stamps must lie in a window around the receipt time: at most future_tolerance_s
+    ahead and (when max_stamp_age_s is set) at most max_stamp_age_s behind; every ring
+    is bounded by count (`StreamSpec.history`) and, for histories, by time (`history_s`).
     """
 
     def __init__(
@@ -149,6 +154,7 @@ class StreamBuffers:
         specs: Iterable[StreamSpec],
         unstamped_policy: UnstampedPolicy | str = UnstampedPolicy.STAMP_ON_RECEIPT,
         future_tolerance_s: float = 1.0,
+        max_stamp_age_s: float | None = None,
     ) -> None:
         self._specs: dict[str, StreamSpec] = {}
         for spec in specs:
@@ -156,7 +162,14 @@ class StreamBuffers:
                 raise ValueError(f"duplicate stream {spec.name!r}")
             self._specs[spec.name] = spec
         self.unstamped_policy = UnstampedPolicy(unstamped_policy)
+        if not (math.isfinite(future_tolerance_s) and future_tolerance_s >= 0):
+            raise ValueError(f"future_tolerance_s must be >= 0, got {future_tolerance_s}")
+        if max_stamp_age_s is not None and not (
+            math.isfinite(max_stamp_age_s) and max_stamp_age_s > 0
+        ):
+            raise ValueError(f"max_stamp_age_s must be > 0, got {max_stamp_age_s}")
         self._future_tolerance_ns = int(future_tolerance_s * NS_PER_S)
+        self._max_age_ns = None if max_stamp_age_s is None else int(max_stamp_age_s * NS_PER_S)
         self._rings: dict[str, deque[Stamped]] = {
             n: deque(maxlen=s.history) for n, s in self._specs.items()
         }
@@ -192,8 +205,8 @@ class StreamBuffers:
                 if name not in self._warned_unstamped:
                     self._warned_unstamped.add(name)
                     _log.warning("stream %r: unstamped message, using receipt time", name)
-            if stamp_ns - receipt_ns > self._future_tolerance_ns:
-                return self._reject(counters, RejectReason.FROM_FUTURE)
+            if (reason := self._outside_window(stamp_ns, receipt_ns)) is not None:
+                return self._reject(counters, reason)
             ring = self._rings[name]
             if ring:
                 newest = ring[-1].stamp_ns
@@ -208,6 +221,31 @@ class StreamBuffers:
                     ring.popleft()
             counters.accepted += 1
             return None
+
+    def _outside_window(self, stamp_ns: int, receipt_ns: int) -> RejectReason | None:
+        if stamp_ns - receipt_ns > self._future_tolerance_ns:
+            return RejectReason.FROM_FUTURE
+        if self._max_age_ns is not None and receipt_ns - stamp_ns > self._max_age_ns:
+            return RejectReason.TOO_OLD
+        return None
+
+    def screen(self, name: str, stamp_ns: int, receipt_ns: int) -> RejectReason | None:
+        """The checks `push` makes on the stamp alone (unstamped policy, window), for a
+        caller that holds messages back before pushing them (policy_node tick_on: stamps).
+        A refusal is counted (received and rejected); an accepted stamp is not: its push
+        counts it."""
+        self._spec(name)
+        with self._lock:
+            reason = None
+            if stamp_ns == 0:
+                if self.unstamped_policy is UnstampedPolicy.REJECT:
+                    reason = RejectReason.UNSTAMPED
+            else:
+                reason = self._outside_window(stamp_ns, receipt_ns)
+            if reason is not None:
+                self._counters[name].received += 1
+                self._reject(self._counters[name], reason)
+            return reason
 
     @staticmethod
     def _reject(counters: StreamCounters, reason: RejectReason) -> RejectReason:

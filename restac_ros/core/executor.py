@@ -14,7 +14,12 @@ Pure numpy, no clocks and no ROS: the caller passes every time in ns.
   chunk is never extrapolated.
 - Limits: position clip and a per-tick rate limit (max_velocity * period).
 - Uncertainty guard: a chunk whose logvar exceeds the bound is played slower
-  (speed scale) or not at all (hold), as configured.
+  (speed scale) or not at all (hold), as configured; a non-finite logvar is an
+  unknown uncertainty and always holds.
+- Fail closed: chunk timing is validated (finite dt in (0, MAX_CHUNK_DT_S], bounded
+  span, t0 in range), a chunk stamped more than `max_chunk_lead_s` after now is
+  refused (it would lock out every real chunk until then), and a seed outside the
+  position limits is refused.
 - Angles: dimensions listed in `angle_dims` (roll/pitch/yaw of EE spaces) are
   interpolated, blended and rate-limited the short way round and kept in [-pi, pi).
 """
@@ -23,10 +28,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 
 import numpy as np
 
 NS_PER_S = 1_000_000_000
+MAX_CHUNK_DT_S = 60.0  # seconds between actions; anything longer is not a control chunk
+MAX_CHUNK_SPAN_S = 3600.0  # (horizon - 1) * dt; keeps every time in int64 ns
+MAX_T0_NS = 2**62  # a stamp beyond ~146 years after the epoch is not a time
 
 
 class ExecStatus(enum.StrEnum):
@@ -60,8 +69,24 @@ class Chunk:
             raise ValueError(f"chunk actions must be [H>=1, D>=1], got shape {actions.shape}")
         if not np.all(np.isfinite(actions)):
             raise ValueError(f"chunk {self.chunk_id}: actions contain NaN/inf")
-        if not self.dt_s > 0:
-            raise ValueError(f"chunk {self.chunk_id}: dt_s must be > 0, got {self.dt_s}")
+        dt = float(self.dt_s)
+        # >= 1 us: a smaller dt is no control rate (and underflows the index maths)
+        if not (math.isfinite(dt) and 1e-6 <= dt <= MAX_CHUNK_DT_S):
+            raise ValueError(
+                f"chunk {self.chunk_id}: dt_s must be finite in [1e-6, {MAX_CHUNK_DT_S}] s, "
+                f"got {self.dt_s}"
+            )
+        span_s = (actions.shape[0] - 1) * dt
+        if span_s > MAX_CHUNK_SPAN_S:
+            raise ValueError(
+                f"chunk {self.chunk_id}: span {span_s:.6g} s exceeds {MAX_CHUNK_SPAN_S} s"
+            )
+        if not 0 <= int(self.t0_ns) <= MAX_T0_NS:
+            raise ValueError(f"chunk {self.chunk_id}: t0_ns {self.t0_ns} out of range")
+        object.__setattr__(self, "t0_ns", int(self.t0_ns))
+        object.__setattr__(self, "dt_s", dt)
+        if self.logvar is not None:
+            object.__setattr__(self, "logvar", float(self.logvar))
         object.__setattr__(self, "actions", actions)
 
     @property
@@ -87,12 +112,18 @@ class ExecutorConfig:
     guard_mode: GuardMode = GuardMode.SLOW
     guard_speed_scale: float = 0.25  # playback speed in SLOW mode, (0, 1]
     angle_dims: tuple[int, ...] = ()  # dims in radians, wrapped (ActionSpace.angle_dims)
+    # A chunk's t0 may be this far after now (clock skew between machines); later: refused.
+    max_chunk_lead_s: float = 0.25
 
     def __post_init__(self) -> None:
-        if not self.control_period_s > 0:
+        if not (math.isfinite(self.control_period_s) and self.control_period_s > 0):
             raise ValueError(f"control_period_s must be > 0, got {self.control_period_s}")
-        if self.crossfade_s < 0:
+        if not (math.isfinite(self.crossfade_s) and self.crossfade_s >= 0):
             raise ValueError(f"crossfade_s must be >= 0, got {self.crossfade_s}")
+        if not (math.isfinite(self.max_chunk_lead_s) and self.max_chunk_lead_s >= 0):
+            raise ValueError(f"max_chunk_lead_s must be >= 0, got {self.max_chunk_lead_s}")
+        if self.logvar_bound is not None and not math.isfinite(self.logvar_bound):
+            raise ValueError(f"logvar_bound must be finite, got {self.logvar_bound}")
         if not 0 < self.guard_speed_scale <= 1:
             raise ValueError(f"guard_speed_scale must be in (0, 1], got {self.guard_speed_scale}")
         object.__setattr__(self, "guard_mode", GuardMode(self.guard_mode))
@@ -100,7 +131,10 @@ class ExecutorConfig:
         for name in ("position_min", "position_max", "max_velocity"):
             value = getattr(self, name)
             if value is not None:
-                object.__setattr__(self, name, np.asarray(value, dtype=np.float64))
+                value = np.asarray(value, dtype=np.float64).reshape(-1)
+                if not np.all(np.isfinite(value)):
+                    raise ValueError(f"{name} must be finite: {value}")
+                object.__setattr__(self, name, value)
         if self.max_velocity is not None and not np.all(self.max_velocity > 0):
             raise ValueError(f"max_velocity must be > 0 in every dimension: {self.max_velocity}")
         if (
@@ -109,6 +143,27 @@ class ExecutorConfig:
             and np.any(self.position_min > self.position_max)
         ):
             raise ValueError("position_min exceeds position_max in some dimension")
+
+
+class ChunkVerdict(enum.StrEnum):
+    """Why add_chunk refused a chunk."""
+
+    ACCEPTED = "accepted"
+    ALREADY_PAST = "already_past"  # its last action is before now
+    OLDER_THAN_CURRENT = "older_than_current"  # observed before the chunk being played
+    FROM_FUTURE = "from_future"  # t0 more than max_chunk_lead_s after now
+    WRONG_DIM = "wrong_dim"  # action width differs from the executor's
+
+
+@dataclasses.dataclass(frozen=True)
+class AddResult:
+    """add_chunk's answer; truthy when the chunk was taken."""
+
+    reason: ChunkVerdict
+    detail: str = ""
+
+    def __bool__(self) -> bool:
+        return self.reason is ChunkVerdict.ACCEPTED
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,6 +287,11 @@ class ChunkExecutor:
         positions = np.asarray(positions, dtype=np.float64)
         if positions.shape != (self.dim,) or not np.all(np.isfinite(positions)):
             raise ValueError(f"seed must be finite with shape ({self.dim},), got {positions}")
+        lo, hi = self.config.position_min, self.config.position_max
+        if (lo is not None and np.any(positions < lo)) or (
+            hi is not None and np.any(positions > hi)
+        ):
+            raise ValueError(f"seed {positions} outside the position limits")
         self._last_command = positions.copy()
 
     def reset(self) -> None:
@@ -243,16 +303,28 @@ class ChunkExecutor:
         self._last_now_ns = None
         self._fade_offset = None
 
-    def add_chunk(self, chunk: Chunk, now_ns: int) -> bool:
+    def add_chunk(self, chunk: Chunk, now_ns: int) -> AddResult:
         """Switch to `chunk` at now_ns, crossfading from the last command.
 
-        Returns False (and keeps the current chunk) when the chunk is already
-        entirely in the past or older than the current one.
+        Returns a falsy AddResult with the reason (and keeps the current chunk) when
+        the chunk has the wrong width, is already entirely in the past, is older than
+        the current one or is stamped too far in the future.
         """
         if chunk.actions.shape[1] != self.dim:
-            raise ValueError(f"chunk has {chunk.actions.shape[1]} dims, executor has {self.dim}")
-        if now_ns > chunk.end_ns or (self._chunk is not None and chunk.t0_ns < self._chunk.t0_ns):
-            return False
+            return AddResult(ChunkVerdict.WRONG_DIM,
+                             f"chunk has {chunk.actions.shape[1]} dims, executor has {self.dim}")
+        if now_ns > chunk.end_ns:
+            ago_s = (now_ns - chunk.end_ns) / NS_PER_S
+            return AddResult(ChunkVerdict.ALREADY_PAST,
+                             f"chunk {chunk.chunk_id} ended {ago_s:.3f}s ago")
+        if self._chunk is not None and chunk.t0_ns < self._chunk.t0_ns:
+            return AddResult(ChunkVerdict.OLDER_THAN_CURRENT,
+                             f"chunk {chunk.chunk_id} is older than chunk {self._chunk.chunk_id}")
+        lead_s = (chunk.t0_ns - now_ns) / NS_PER_S
+        if lead_s > self.config.max_chunk_lead_s:
+            return AddResult(ChunkVerdict.FROM_FUTURE,
+                             f"chunk {chunk.chunk_id} is stamped {lead_s:.3f}s in the future "
+                             f"(> {self.config.max_chunk_lead_s}s)")
         self._chunk = chunk
         self._playhead_ns = now_ns - chunk.t0_ns  # < 0 (clock skew) plays action 0
         self._last_now_ns = now_ns
@@ -263,17 +335,20 @@ class ChunkExecutor:
             self._fade_start_ns = now_ns
         else:
             self._fade_offset = None
-        return True
+        return AddResult(ChunkVerdict.ACCEPTED)
 
     def _guarded(self) -> bool:
+        """logvar above the bound, or unknown (NaN/inf: compared false, so tested first)."""
         bound = self.config.logvar_bound
         chunk = self._chunk
-        return (
-            bound is not None
-            and chunk is not None
-            and chunk.logvar is not None
-            and (chunk.logvar > bound)
-        )
+        if bound is None or chunk is None or chunk.logvar is None:
+            return False
+        return not math.isfinite(chunk.logvar) or chunk.logvar > bound
+
+    def _unknown_uncertainty(self) -> bool:
+        chunk = self._chunk
+        return (self.config.logvar_bound is not None and chunk is not None
+                and chunk.logvar is not None and not math.isfinite(chunk.logvar))
 
     def _hold(self, now_ns: int, status: ExecStatus) -> Command:
         if self._last_command is None:
@@ -287,7 +362,9 @@ class ChunkExecutor:
         if chunk is None:
             return self._hold(now_ns, ExecStatus.HOLD_NO_CHUNK)
         guarded = self._guarded()
-        hold_guard = guarded and self.config.guard_mode is GuardMode.HOLD
+        hold_guard = guarded and (
+            self.config.guard_mode is GuardMode.HOLD or self._unknown_uncertainty()
+        )
         speed = 0.0 if hold_guard else (self.config.guard_speed_scale if guarded else 1.0)
         elapsed = max(0, now_ns - (self._last_now_ns if self._last_now_ns is not None else now_ns))
         self._last_now_ns = now_ns

@@ -63,3 +63,33 @@ def to_image_input(msg: Any, msgtype: str) -> RawImage | RawCompressedImage:
 def to_joint_sample(msg: Any) -> JointSample:
     """sensor_msgs/JointState -> JointSample (names/positions validated by the builder)."""
     return JointSample(tuple(msg.name), np.asarray(msg.position, dtype=np.float64), stamp_ns(msg))
+
+
+MAX_STRING_BYTES = 1 << 20  # a std_msgs/String payload beyond 1 MiB is refused unread
+
+
+def string_from_cdr(raw: bytes) -> str:
+    """A serialized std_msgs/String (CDR) -> its text, refusing what deserializing would
+    hide: an embedded NUL (the C string conversion silently cuts the text there), a
+    length that disagrees with the payload, invalid UTF-8. Raises ValueError."""
+    raw = bytes(raw)
+    if len(raw) < 8:
+        raise ValueError(f"serialized String of {len(raw)} bytes is truncated")
+    if raw[1] not in (0, 1):  # encapsulation: 0 = CDR big endian, 1 = little endian
+        raise ValueError(f"unknown CDR encapsulation {raw[:2].hex()}")
+    order = "little" if raw[1] == 1 else "big"
+    length = int.from_bytes(raw[4:8], order)  # includes the terminating NUL
+    if length > MAX_STRING_BYTES:
+        raise ValueError(f"String of {length} bytes exceeds {MAX_STRING_BYTES}")
+    body = raw[8:8 + length]
+    if length < 1 or len(body) != length or body[-1] != 0:
+        raise ValueError(f"String length {length} does not match its {len(raw) - 8} bytes")
+    text = body[:-1]
+    if b"\x00" in text:
+        raise ValueError(f"String contains a NUL character at byte {text.index(0)} "
+                         f"(of {len(text)})")
+    try:
+        return text.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"String is not valid UTF-8 ({exc.reason} at byte {exc.start})") \
+            from None

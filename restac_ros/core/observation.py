@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from restac_ros.core import input_checks, restac_preset
 from restac_ros.core.buffers import NS_PER_S, Stamped, StreamBuffers, UnstampedPolicy
 from restac_ros.core.images import (
     ImageDecodeError,
@@ -50,6 +51,10 @@ class ReasonCode(enum.StrEnum):
     TACTILE_MISSING = "tactile_missing"  # tactile required but absent
     EMPTY_PROMPT = "empty_prompt"
     BAD_IMAGE = "bad_image"
+    JOINT_LIMITS = "joint_out_of_limits"  # a position outside the configured limits
+    JOINT_VELOCITY = "joint_velocity_limit"  # two states further apart than vmax allows
+    BAD_PROMPT = "bad_prompt"  # too long, or contains NUL
+    CORRUPT_MESSAGE = "corrupt_message"  # a recorded message that does not deserialize
 
 
 class InvalidObservation(Exception):
@@ -123,11 +128,14 @@ class ObservationBuilder:
         if rows.ndim == 2 and rows.shape[0] != spec.action_space.horizon:
             raise ValueError(f"per-step norm stats 'actions' cover {rows.shape[0]} chunk steps, "
                              f"the policy's horizon is {spec.action_space.horizon}")
+        if spec.pipeline == restac_preset.RESTAC:
+            restac_preset.check_stats(stats, spec.action_dim, spec.robot_dim)
         self.spec = spec
         self.stats = stats
         self.tokenizer = tokenizer
         self._last_state_raw: np.ndarray | None = None
         self.prepared = PreparedImages()
+        self.tactile_stretched = 0  # off-size tactile images stretched (tactile_resize)
 
     @classmethod
     def encoder_inputs_only(cls, spec: ObservationSpec) -> ObservationBuilder:
@@ -139,6 +147,9 @@ class ObservationBuilder:
         (zeros, mask it out: never feed these observations to the policy).
         postprocess_actions refuses (no action stats).
         """
+        if spec.pipeline == restac_preset.RESTAC:
+            raise ValueError("pipeline 'restac' normalises action_prev with a policy's action "
+                             "stats; an encoder-inputs-only builder has none")
         builder = cls.__new__(cls)
         builder.spec = spec
         builder.stats = types.MappingProxyType({})
@@ -146,14 +157,20 @@ class ObservationBuilder:
         builder.inputs_only = True
         builder._last_state_raw = None
         builder.prepared = PreparedImages()
+        builder.tactile_stretched = 0
         return builder
 
     # -- stream side -------------------------------------------------------
     def make_buffers(
-        self, unstamped_policy: UnstampedPolicy | str = UnstampedPolicy.STAMP_ON_RECEIPT
+        self,
+        unstamped_policy: UnstampedPolicy | str = UnstampedPolicy.STAMP_ON_RECEIPT,
+        future_tolerance_s: float = 1.0,
+        max_stamp_age_s: float | None = None,
     ) -> StreamBuffers:
-        """Buffers for every stream of the spec (what a node's callbacks push into)."""
-        return StreamBuffers(self.spec.stream_specs(), unstamped_policy)
+        """Buffers for every stream of the spec (what a node's callbacks push into); stamps
+        outside [receipt - max_stamp_age_s, receipt + future_tolerance_s] are refused."""
+        return StreamBuffers(self.spec.stream_specs(), unstamped_policy, future_tolerance_s,
+                             max_stamp_age_s)
 
     def sample_from_buffers(
         self, buffers: StreamBuffers, now_ns: int, prompt: str | None
@@ -183,6 +200,8 @@ class ObservationBuilder:
             detail = ", ".join(f"{s.name} age {s.age_s:.3f}s > {s.max_age_s:.3f}s" for s in stale)
             raise InvalidObservation(ReasonCode.STALE_STREAM, detail)
         joints = buffers.latest(spec.joint_stream)
+        if spec.joint_velocity_max:
+            self._check_consecutive_joints(buffers.history(spec.joint_stream)[-2:])
         prev = self._previous_joints(buffers, joints.stamp_ns)
         images = {slot: buffers.latest(s).value for slot, s in spec.camera_streams.items()}
         return RawSample(
@@ -193,6 +212,25 @@ class ObservationBuilder:
             prompt=prompt,
             tactile=tactile,
         )
+
+    def _check_consecutive_joints(self, last_two: tuple[Stamped, ...]) -> None:
+        """The newest joint state may not move faster than joint_velocity_max from the one
+        before it (by their buffer stamps)."""
+        if len(last_two) < 2:
+            return
+        older, newer = last_two
+        self._check_velocity(
+            self.state_vector(newer.value),
+            self.state_vector(older.value, "previous joint state"),
+            (newer.stamp_ns - older.stamp_ns) / NS_PER_S,
+        )
+
+    def _check_velocity(self, newer: np.ndarray, older: np.ndarray, dt_s: float) -> None:
+        error = input_checks.joint_velocity_error(
+            newer, older, dt_s, self.spec.joint_names, self.spec.joint_velocity_max
+        )
+        if error is not None:
+            raise InvalidObservation(ReasonCode.JOINT_VELOCITY, f"joint state: {error}")
 
     def _previous_joints(self, buffers: StreamBuffers, t_ns: int) -> Stamped:
         """The joint state stamped nearest to and not after t - action_prev_dt_s."""
@@ -238,11 +276,17 @@ class ObservationBuilder:
             n for n, v in zip(self.spec.joint_names, state, strict=True) if not np.isfinite(v)
         ]:
             raise InvalidObservation(ReasonCode.NONFINITE_JOINTS, f"{what}: NaN/inf in {bad}")
+        error = input_checks.joint_limits_error(
+            state, self.spec.joint_names, self.spec.joint_position_min,
+            self.spec.joint_position_max,
+        )
+        if error is not None:
+            raise InvalidObservation(ReasonCode.JOINT_LIMITS, f"{what}: {error}")
         return state
 
     def _image(self, image: ImageInput, what: str) -> np.ndarray:
         try:
-            return as_rgb(image)
+            return as_rgb(image, self.spec.max_image_pixels)
         except ImageDecodeError as err:
             raise InvalidObservation(ReasonCode.BAD_IMAGE, f"{what}: {err}") from None
 
@@ -251,8 +295,25 @@ class ObservationBuilder:
         to IMAGE_SIZE, tactile stretched to TACTILE_SIZE)."""
         rgb = self._image(image, what)
         if stream == self.spec.tactile_stream:
+            self._check_tactile_size(rgb, what)
             return to_model_range(resize_tactile(rgb))[None]
+        if self.spec.pipeline == restac_preset.RESTAC:  # the fork's PIL resize
+            return to_model_range(restac_preset.letterbox_pil(rgb, IMAGE_SIZE))[None]
         return to_model_range(letterbox(rgb, IMAGE_SIZE))[None]
+
+    def _check_tactile_size(self, rgb: np.ndarray, what: str) -> None:
+        sizes = self.spec.tactile_sizes
+        if not sizes or rgb.shape[:2] in sizes:
+            return
+        allowed = ", ".join(f"{h}x{w}" for h, w in sizes)
+        if self.spec.tactile_resize == "stretch":
+            self.tactile_stretched += 1  # shown on /diagnostics
+            return
+        raise InvalidObservation(
+            ReasonCode.BAD_IMAGE,
+            f"{what}: {rgb.shape[0]}x{rgb.shape[1]} is not an allowed tactile size ({allowed}; "
+            f"tactile_resize: stretch would resize it)",
+        )
 
     def prepare_image(self, stream: str, image: ImageInput) -> bool:
         """Convert a just-buffered image now, so the tick's build() finds it ready
@@ -275,10 +336,14 @@ class ObservationBuilder:
         if self.inputs_only:
             return np.zeros((0,), np.int32), np.zeros((0,), bool)
         text = self.spec.default_prompt if prompt is None else prompt
+        if text is not None and (error := input_checks.prompt_error(
+                text, self.spec.max_prompt_chars)) is not None:
+            raise InvalidObservation(ReasonCode.BAD_PROMPT, error)
         if text is None or not text.strip():
             raise InvalidObservation(
                 ReasonCode.EMPTY_PROMPT,
-                "no prompt received" if text is None else f"prompt is empty ({prompt!r})",
+                "no prompt received" if text is None else
+                f"prompt is empty ({input_checks.prompt_summary(prompt)})",
             )
         tokens, mask = self.tokenizer.tokenize(text, state_n if self.spec.state_in_prompt else None)
         return np.asarray(tokens, dtype=np.int32), np.asarray(mask, dtype=bool)
@@ -295,9 +360,19 @@ class ObservationBuilder:
         if sample.prev_joints is None:
             raise InvalidObservation(ReasonCode.NO_PREVIOUS_STATE, "no previous joint state")
         prev_state = self.state_vector(sample.prev_joints, "previous joint state")
+        if sample.joints.stamp_ns > 0 and sample.prev_joints.stamp_ns > 0:
+            self._check_velocity(
+                state, prev_state,
+                (sample.joints.stamp_ns - sample.prev_joints.stamp_ns) / NS_PER_S,
+            )
         action_prev = state - prev_state  # raw units, not normalised (the Prophet's input)
         if self.inputs_only:
             state_n = np.zeros_like(state)
+        elif spec.pipeline == restac_preset.RESTAC:  # the fork: see core/restac_preset.py
+            state_n = restac_preset.normalize_state(state, self.stats["state"], spec.action_dim,
+                                                    spec.use_quantile_norm)
+            action_prev = restac_preset.normalize_action_prev(
+                action_prev, self.stats["actions"], spec.use_quantile_norm)
         else:
             state_n = norm.normalize(
                 state, self.stats["state"], use_quantiles=spec.use_quantile_norm

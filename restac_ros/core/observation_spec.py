@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from restac_ros.core.action_space import DEFAULT_DT_S, ActionSpace
 from restac_ros.core.buffers import NS_PER_S, StreamSpec
+from restac_ros.core.restac_preset import check_pipeline
 from restac_ros.model.observation import IMAGE_KEYS
 
 # Default stream names are the default topics (CONTRACT section 3), so a spec
@@ -27,6 +28,11 @@ MAX_JOINT_RATE_HZ = 2000.0
 # Stamps on a shared time grid differ by ns roundings: a state this close after
 # t - action_prev_dt_s still counts as "at" it.
 STAMP_SLACK_NS = 1_000
+# Largest image (pixels) decoded by default: 4096 x 4096. Checked from the message
+# fields / compressed header before anything is copied or decoded.
+DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
+DEFAULT_MAX_PROMPT_CHARS = 1000
+TACTILE_RESIZE_POLICIES = ("reject", "stretch")
 
 
 def backbone_flags(pi05: bool) -> dict[str, bool]:
@@ -56,6 +62,13 @@ class ObservationSpec:
       nearest to and not after t - dt (default: one 15 Hz control step, as the
       published Prophet was trained). That state may be at most joint_max_age_s
       older than t - dt (a gap in the joint stream refuses with NO_PREVIOUS_STATE).
+    joint_position_min / joint_position_max / joint_velocity_max: per joint_names entry
+      (empty = unlimited); a state outside them, or moving faster between two buffered
+      states, is refused (JOINT_LIMITS / JOINT_VELOCITY), never turned into a chunk.
+    max_image_pixels: images with more pixels (by the header) are refused before decoding.
+    tactile_sizes: the (H, W) tactile sizes accepted (empty = any); others are refused,
+      or stretched and counted when tactile_resize is "stretch".
+    max_prompt_chars: longer prompts (and any with a NUL) are refused (BAD_PROMPT).
     """
 
     camera_streams: Mapping[str, str]
@@ -75,6 +88,16 @@ class ObservationSpec:
     # Per robot action dim: True = the model predicts it relative to the current raw
     # state (openpi delta actions). () = all absolute (checkpoints without the meta key).
     delta_action_mask: tuple[bool, ...] = ()
+    # "default" (ours) | "restac": the ResTacVLA fork's input conventions (action_prev
+    # normalised with the action stats, ...); core/restac_preset.py lists the differences.
+    pipeline: str = "default"
+    joint_position_min: tuple[float, ...] = ()
+    joint_position_max: tuple[float, ...] = ()
+    joint_velocity_max: tuple[float, ...] = ()
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    tactile_sizes: tuple[tuple[int, int], ...] = ()
+    tactile_resize: str = "reject"
+    max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "delta_action_mask", tuple(bool(m) for m in
@@ -107,7 +130,33 @@ class ObservationSpec:
                              f"the action space {self.action_space.dim}")
         if any(self.delta_action_mask) and self.action_space.dim > len(self.joint_names):
             raise ValueError("delta actions need a state entry per action dim")
+        check_pipeline(self.pipeline)
+        self._check_input_limits()
         self.stream_specs()  # validates the max ages
+
+    def _check_input_limits(self) -> None:
+        n = len(self.joint_names)
+        for name in ("joint_position_min", "joint_position_max", "joint_velocity_max"):
+            values = tuple(float(v) for v in getattr(self, name))
+            object.__setattr__(self, name, values)
+            if values and (len(values) != n or not all(math.isfinite(v) for v in values)):
+                raise ValueError(f"{name} needs {n} finite values (one per joint), got {values}")
+        if any(v <= 0 for v in self.joint_velocity_max):
+            raise ValueError(f"joint_velocity_max must be > 0: {self.joint_velocity_max}")
+        lo, hi = self.joint_position_min, self.joint_position_max
+        if lo and hi and any(a > b for a, b in zip(lo, hi, strict=True)):
+            raise ValueError("joint_position_min exceeds joint_position_max for some joint")
+        sizes = tuple((int(h), int(w)) for h, w in self.tactile_sizes)
+        object.__setattr__(self, "tactile_sizes", sizes)
+        if any(h < 1 or w < 1 for h, w in sizes):
+            raise ValueError(f"tactile_sizes must be positive (H, W) pairs: {sizes}")
+        if self.tactile_resize not in TACTILE_RESIZE_POLICIES:
+            raise ValueError(f"tactile_resize must be one of {TACTILE_RESIZE_POLICIES}, "
+                             f"got {self.tactile_resize!r}")
+        if not int(self.max_image_pixels) >= 1:
+            raise ValueError(f"max_image_pixels must be >= 1, got {self.max_image_pixels}")
+        if not int(self.max_prompt_chars) >= 1:
+            raise ValueError(f"max_prompt_chars must be >= 1, got {self.max_prompt_chars}")
 
     @property
     def state_dim(self) -> int:

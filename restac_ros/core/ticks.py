@@ -31,6 +31,8 @@ import hashlib
 import numpy as np
 
 NS_PER_S = 1_000_000_000
+# due() never returns more ticks than this at once; older due ticks are skipped (counted).
+MAX_TICKS_PER_CALL = 64
 SEED_BITS = 31  # jax.random.key takes any int; stay positive in int32 for every backend
 
 
@@ -75,7 +77,9 @@ class StampTicker:
     moves past them. The first tick is the first grid point at or after the first stamp.
     A tick is forced once any stream is max_lag_s past it (a required stream that stopped
     or never came: that tick's observation is refused as missing/stale, and the node's
-    held-back messages stay bounded).
+    held-back messages stay bounded). Ticks more than max_lag_s before the newest
+    complete one are skipped (counted in `skipped`), and one call returns at most
+    MAX_TICKS_PER_CALL ticks: a far-off stamp costs no unbounded run of ticks.
     """
 
     def __init__(self, origin_ns: int, rate_hz: float, required: tuple[str, ...],
@@ -91,6 +95,7 @@ class StampTicker:
         self.required = tuple(required)
         self._newest: dict[str, int] = {}
         self._next_k: int | None = None
+        self.skipped = 0
 
     def reset(self) -> None:
         self._newest.clear()
@@ -115,6 +120,16 @@ class StampTicker:
             complete = forced
         else:
             complete = max(min(self._newest[s] for s in self.required), forced)
+        keep_from = complete - self.max_lag_ns
+        if tick_at(self.origin_ns, self.rate_hz, self._next_k) < keep_from:
+            k = first_index_at_or_after(self.origin_ns, self.rate_hz, keep_from)
+            self.skipped += k - self._next_k
+            self._next_k = k
+        last_k = first_index_at_or_after(self.origin_ns, self.rate_hz, complete + 1) - 1
+        if last_k - self._next_k + 1 > MAX_TICKS_PER_CALL:
+            k = last_k - MAX_TICKS_PER_CALL + 1
+            self.skipped += k - self._next_k
+            self._next_k = k
         ticks = []
         while (t := tick_at(self.origin_ns, self.rate_hz, self._next_k)) <= complete:
             ticks.append(t)

@@ -43,8 +43,9 @@ def custom_metadata(path: Path) -> dict[str, str]:
     try:
         custom: dict[str, str] = {}
         for sub in getattr(reader, "readers", []):
-            meta = getattr(sub, "metadata", None)
-            custom.update((getattr(meta, "custom", None) or {}) if meta else {})
+            for holder in (sub, getattr(sub, "storage", None)):  # rosbags 0.11: on .storage
+                meta = getattr(holder, "metadata", None)
+                custom.update((getattr(meta, "custom", None) or {}) if meta else {})
         return custom
     finally:
         reader.close()

@@ -14,7 +14,7 @@ import yaml
 
 from restac_ros.core.action_space import ActionSpace, make_action_space
 from restac_ros.core.observation import ObservationBuilder, ObservationSpec
-from restac_ros.core.observation_spec import backbone_flags
+from restac_ros.core.restac_preset import pipeline_flags, resolve_delta_mask
 from restac_ros.paths import config_path
 
 REQUIRED = (
@@ -65,14 +65,16 @@ def observation_spec(p: dict, horizon: int, action_dim: int,
                      pi05: bool) -> ObservationSpec:
     """ObservationSpec whose stream names are the bag's topic names.
 
-    pi0.5 checkpoints: quantile normalisation and the state written into the prompt.
+    pi0.5 checkpoints: quantile normalisation and (pipeline default) the state written
+    into the prompt. Optional `pipeline`: default | restac (the ResTacVLA fork's inputs,
+    core/restac_preset.py).
     """
     extra = {}
     if "action_prev_dt_s" in p:  # optional parameter; the core's default otherwise
         extra["action_prev_dt_s"] = float(p["action_prev_dt_s"])
     return ObservationSpec(
         **extra,
-        **backbone_flags(pi05),
+        **pipeline_flags(p.get("pipeline", "default"), pi05),
         camera_streams=dict(zip(p["camera_slots"], p["camera_topics"], strict=True)),
         joint_names=tuple(p["joint_names"]),
         action_space=action_space(p, horizon),
@@ -96,5 +98,6 @@ def builder_for(p: dict, config, stats, tokenizer,
     """
     spec = observation_spec(p, int(config.action_horizon), int(config.action_dim),
                             bool(config.pi05))
-    spec = dataclasses.replace(spec, delta_action_mask=tuple(delta_action_mask))
+    mask = resolve_delta_mask(spec.pipeline, spec.robot_dim, delta_action_mask)
+    spec = dataclasses.replace(spec, delta_action_mask=mask)
     return ObservationBuilder(spec, stats, tokenizer)

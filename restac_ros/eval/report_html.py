@@ -95,12 +95,25 @@ def write_report(path: Path, title: str, metrics: dict, plots: Sequence[PlotInfo
         "<h3>Does logvar anticipate contact?</h3>", _contact_section(metrics["contact"]),
         "<h2>Plots</h2>", "".join(_img(p) for p in plots),
     ]
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
-             "table{border-collapse:collapse;margin:0.5em 0;font-size:0.85em}"
-             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
-             "img{max-width:100%}.note{color:#a33}")
+    return _write(path, title, body)
+
+
+_STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
+          "table{border-collapse:collapse;margin:0.5em 0;font-size:0.85em}"
+          "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+          "img{max-width:100%}.note{color:#a33}")
+
+
+def _write(path: Path, title: str, body: Sequence[str]) -> Path:
     doc = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-           f"</title><style>{style}</style></head><body>{''.join(body)}</body></html>")
+           f"</title><style>{_STYLE}</style></head><body>{''.join(body)}</body></html>")
     path = Path(path)
     path.write_text(doc, encoding="utf-8")
     return path
+
+
+def write_notice(path: Path, title: str, notes: Sequence[str]) -> Path:
+    """report.html of a run with nothing to evaluate: the title and why."""
+    return _write(path, title, [f"<h1>{html.escape(title)}</h1>",
+                                "<h2>No evaluation</h2>",
+                                "".join(f"<p class=note>{html.escape(n)}</p>" for n in notes)])

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -31,6 +32,8 @@ from .prefetch import Prefetcher
 from .records import StepRecord, stack
 
 _log = logging.getLogger(__name__)
+_PLOTS = ("actions.png", "error_by_horizon.png", "mae_per_dim.png", "logvar_gate.png",
+          "vq_usage.png", "inference_ms.png")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +60,13 @@ class BagResult:
     wall_s: float
     bag_duration_s: float
     interrupted: bool = False
+    damage: list[str] = dataclasses.field(default_factory=list)  # BagDataset.damage()
+
+    @property
+    def no_observation(self) -> str:
+        """Why nothing was evaluated, for a bag without one valid observation."""
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(self.invalid.items())) or "no ticks"
+        return f"no valid observation in {self.ticks} ticks ({reasons})"
 
 
 def hold_commands(stamps: np.ndarray, commands: np.ndarray, t_ns: int) -> np.ndarray:
@@ -114,10 +124,11 @@ class _Batcher:
             self.flush()
 
     def flush(self) -> None:
+        """Infers the pending ticks; they stay pending until the call returns (an
+        interrupted call is retried by the runner's interrupt handling)."""
         if not self.pending:
             return
         steps = self.pending
-        self.pending = []
         pad = self.opts.batch_size - len(steps)
         observations = [s.observation for s, _ in steps] + [steps[-1][0].observation] * pad
         seeds = [ticks.tick_seed(self.opts.seed, s.stamp_ns) for s, _ in steps]
@@ -128,6 +139,7 @@ class _Batcher:
             self.policy.infer_batch(obs, seeds)
             self.result.warmup_s = time.perf_counter() - t0
         r = self.policy.infer_batch(obs, seeds)
+        self.pending = []
         d = r.diagnostics
         for i, (step, hold) in enumerate(steps):
             actions = self.builder.postprocess_actions(
@@ -178,6 +190,7 @@ def _evaluate(ds: BagDataset, policy, builder, opts: EvalOptions, t0: float) -> 
     finally:
         reader.close()
         bar.close()
+        result.damage = ds.damage()
         result.wall_s = time.perf_counter() - t0
     return result
 
@@ -191,9 +204,7 @@ def write_outputs(out: Path, result: BagResult, policy, p: dict, opts: EvalOptio
         params.action_space(p, cfg.action_horizon).names)
     dt = float(p["action_dt_s"])
     if not result.records:
-        reasons = dict(result.invalid) or "no ticks"
-        raise RuntimeError(f"{result.bag}: no valid observation in {result.ticks} ticks "
-                           f"(reasons: {reasons}); nothing to evaluate")
+        return _write_empty_outputs(out, result, cfg, names, dt, opts, checkpoint)
     arrays = stack(result.records)
     m = metrics.compute_metrics(arrays, dt, names, result.contact_intervals)
     mode = "vqvae" if cfg.residual_vqvae_checkpoint else "placeholder"
@@ -207,7 +218,7 @@ def write_outputs(out: Path, result: BagResult, policy, p: dict, opts: EvalOptio
         # Speed excludes the one-off compilation (warmup_s, reported separately).
         "realtime_factor": (evaluated_s / (result.wall_s - result.warmup_s))
         if result.wall_s > result.warmup_s else None,
-        "interrupted": result.interrupted, "tactile_mode": mode,
+        "interrupted": result.interrupted, "tactile_mode": mode, "damage": result.damage,
     }
     (out / "metrics.json").write_text(json.dumps(m, indent=2, allow_nan=False))
     metrics.write_step_csv(out / "steps.csv", arrays, names, result.contact_intervals)
@@ -222,11 +233,7 @@ def write_outputs(out: Path, result: BagResult, policy, p: dict, opts: EvalOptio
     ]
     title = f"restac-eval: {result.bag.name} with {checkpoint.name}"
     plots.render_summary_png(out / "summary.png", arrays, m, spans, title)
-    notes = []
-    if result.interrupted:
-        notes.append(f"Interrupted: partial results over the first {arrays.n} policy calls.")
-    if result.invalid:
-        notes.append(f"Ticks without an observation: {dict(result.invalid)}.")
+    notes = _notes(result)
     inputs = {"bag": result.bag, "checkpoint": checkpoint, "params": p.get("_path"),
               "rate": f"{opts.rate_hz} Hz", "seed": opts.seed, "tactile encoder": mode,
               "model": f"{cfg.backbone} {cfg.paligemma_variant}/{cfg.action_expert_variant}/"
@@ -239,11 +246,54 @@ def write_outputs(out: Path, result: BagResult, policy, p: dict, opts: EvalOptio
     report_html.write_report(out / "report.html", title, m, figs, inputs, notes)
     pred_dir = out / "predictions"
     if pred_dir.exists():
-        import shutil
-
         shutil.rmtree(pred_dir)
     m["run"]["prediction_messages"] = prediction_bag.write_prediction_bag(
         pred_dir, arrays, names, dt, mode, tactile_frame=p["tactile_frame_id"],
         action_frame=p["ee_frame_id"] if p["action_space"] != "joint_position" else "")
     (out / "metrics.json").write_text(json.dumps(m, indent=2, allow_nan=False))
+    return m
+
+
+def _notes(result: BagResult) -> list[str]:
+    notes = []
+    if result.interrupted:
+        notes.append(f"Interrupted: partial results over the first {len(result.records)} "
+                     "policy calls.")
+    notes += [f"Damaged bag: {d}" for d in result.damage]
+    if not result.records:
+        notes.append(f"Nothing evaluated: {result.no_observation}.")
+    elif result.invalid:
+        notes.append(f"Ticks without an observation: {dict(result.invalid)}.")
+    return notes
+
+
+def _write_empty_outputs(out: Path, result: BagResult, cfg, names: list[str], dt: float,
+                         opts: EvalOptions, checkpoint: Path) -> dict:
+    """The report of a bag with no policy call (no valid observation, or interrupted before
+    the first): metrics.json with steps 0 and the run's counts, a header-only steps.csv
+    and a report.html saying why. No plots, no predictions/."""
+    m = {
+        "steps": 0, "duration_s": 0.0, "horizon": cfg.action_horizon, "dt_s": dt,
+        "action_names": names, "horizon_steps": [], "policy": {}, "hold_baseline": {},
+        "policy_vs_hold": {},
+        "run": {
+            "bag": str(result.bag), "checkpoint": str(checkpoint), "rate_hz": opts.rate_hz,
+            "seed": opts.seed, "ticks": result.ticks, "batch_size": opts.batch_size,
+            "invalid_ticks": dict(result.invalid), "warmup_s": result.warmup_s,
+            "wall_s": result.wall_s, "bag_duration_s": result.bag_duration_s,
+            "realtime_factor": None, "interrupted": result.interrupted,
+            "damage": result.damage, "prediction_messages": 0,
+            "no_observation": result.no_observation,
+        },
+    }
+    (out / "metrics.json").write_text(json.dumps(m, indent=2, allow_nan=False))
+    header = ["step", "stamp_ns", "time_s", "inference_ms", "logvar", "gate", "tactile_valid",
+              "in_contact", "vq_codes"]
+    (out / "steps.csv").write_text(",".join(header) + "\n")
+    for stale in (*_PLOTS, "summary.png"):  # a previous run's, into the same directory
+        (out / stale).unlink(missing_ok=True)
+    if (out / "predictions").is_dir():
+        shutil.rmtree(out / "predictions")
+    title = f"restac-eval: {result.bag.name} with {checkpoint.name}"
+    report_html.write_notice(out / "report.html", title, _notes(result))
     return m

@@ -8,6 +8,7 @@ checked on the first example) to fit many examples in memory.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +23,30 @@ from restac_ros.model.observation import IMAGE_KEYS, Observation
 from restac_ros.model.tokenizer import PromptTokenizer
 
 from . import bag_io
+
+_log = logging.getLogger(__name__)
+# Spread given to dims constant in the training data: a checkpoint whose std or q99 - q01
+# is 0 is refused at load (model/validation.py). Such a dim's normalised targets stay 0
+# in training, so its predicted actions stay at the mean.
+MIN_SPREAD = 1e-4
+
+
+def floor_spread(name: str, stats: norm.NormStats) -> norm.NormStats:
+    """std and q99 - q01 raised to MIN_SPREAD where the data had less (logged)."""
+    std = np.maximum(stats.std, MIN_SPREAD).astype(np.float32)
+    low = stats.std < MIN_SPREAD
+    q01, q99 = stats.q01, stats.q99
+    if q01 is not None and q99 is not None:
+        narrow = (q99 - q01) < MIN_SPREAD
+        mid = (q01 + q99) / 2
+        q01 = np.where(narrow, mid - MIN_SPREAD / 2, q01).astype(np.float32)
+        q99 = np.where(narrow, mid + MIN_SPREAD / 2, q99).astype(np.float32)
+        low = low | narrow
+    if low.any():
+        dims = [list(map(int, i)) if len(i) > 1 else int(i[0]) for i in np.argwhere(low)]
+        _log.warning("norm stats %r: dims %s are (nearly) constant in the training data; "
+                     "their std / quantile spread is set to %g", name, dims, MIN_SPREAD)
+    return norm.NormStats(stats.mean, std, q01, q99)
 
 
 @dataclasses.dataclass
@@ -80,8 +105,9 @@ def compute_stats(bags: Sequence[Path], joint_topic: str, names: Sequence[str],
     for bag in bags:
         states.append(bag_io.joint_series(bag, joint_topic, names)[1])
         actions.append(bag_io.joint_series(bag, teacher_topic, names)[1])
-    return {"state": norm.compute_norm_stats(np.concatenate(states)),
-            "actions": norm.compute_norm_stats(np.concatenate(actions))}
+    return {"state": floor_spread("state", norm.compute_norm_stats(np.concatenate(states))),
+            "actions": floor_spread("actions",
+                                    norm.compute_norm_stats(np.concatenate(actions)))}
 
 
 def relative_action_stats(data: TrainArrays, builder: ObservationBuilder,
@@ -90,7 +116,7 @@ def relative_action_stats(data: TrainArrays, builder: ObservationBuilder,
     [H, D] (one row per chunk step) with per_step."""
     rel = np.stack([builder.relative_actions(t, s) for t, s in
                     zip(data.targets_raw, data.state_raw, strict=True)])
-    return norm.compute_norm_stats(rel, per_step=per_step)
+    return floor_spread("actions", norm.compute_norm_stats(rel, per_step=per_step))
 
 
 def extract(bags: Sequence[Path], builder: ObservationBuilder, rate_hz: float,

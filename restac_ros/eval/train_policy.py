@@ -172,6 +172,7 @@ def _prepare(bags: list[Path], wd: Path, tc: TrainConfig, p: dict, tokenizer: Pa
              teacher_topic: str):
     from restac_ros.model import norm_stats as norm
     from restac_ros.model.tokenizer import PromptTokenizer
+    from restac_ros.model.validation import check_norm_stats
 
     tok_path = wd / "tokenizer.model"
     stats_path = wd / "norm_stats.json"
@@ -190,6 +191,8 @@ def _prepare(bags: list[Path], wd: Path, tc: TrainConfig, p: dict, tokenizer: Pa
     stats = norm.load_norm_stats(stats_path)
     vocab = PromptTokenizer(tok_path, tc.max_token_len).vocab_size
     cfg = tc.model_config(vocab, len(p["joint_names"]))
+    # Refused now rather than when the trained checkpoint is loaded (zero std: constant data).
+    check_norm_stats(stats, stats_path, use_quantiles=cfg.pi05)
     tok = PromptTokenizer(tok_path, cfg.max_token_len)
     return cfg, stats, tok, tok_path
 

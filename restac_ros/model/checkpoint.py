@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
+from restac_ros.model import validation as _validation
+
 # Params a base (backbone) checkpoint may lack; they keep their fresh init.
 FRESH_PARAMS_REGEX = r".*lora.*|.*tactile.*|.*gate.*|.*fusion.*|.*cross_attn.*|.*time_mlp.*"
 
@@ -43,6 +45,7 @@ def restore_params(path: str | pathlib.Path) -> dict:
     path = pathlib.Path(path).absolute()
     if not path.is_dir():
         raise FileNotFoundError(f"no params checkpoint directory at {path}")
+    _validation.check_orbax_metadata(path)
     with ocp.PyTreeCheckpointer() as ckptr:
         meta = ckptr.metadata(path)
         tree = meta.item_metadata.tree if hasattr(meta, "item_metadata") else meta
@@ -54,6 +57,7 @@ def restore_params(path: str | pathlib.Path) -> dict:
     # Params saved from a whole nnx.State end in ".../value": strip that (as openpi does).
     if flat and all(k[-1] == "value" for k in flat):
         flat = {k[:-1]: v for k, v in flat.items()}
+    _validation.check_finite_params(flat, path)
     return traverse_util.unflatten_dict(flat)
 
 

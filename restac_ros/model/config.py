@@ -13,6 +13,13 @@ from restac_ros.model import gemma, siglip
 from restac_ros.model.observation import IMAGE_KEYS, IMAGE_SIZE, TACTILE_SIZE, Observation
 
 PALIGEMMA_VOCAB_SIZE = 257_152
+# Ours: factorized, necessity ((1,) params), learnable (`linear`). The published fork's:
+# fork_necessity (scalar params, scale softplus(s)+1e-6), fork_learnable (`proj`).
+GATES = ("factorized", "necessity", "learnable", "fork_necessity", "fork_learnable")
+# Ours: two_stage, prefix_self_attn (masks padded prefix tokens, attention width
+# fusion_dim). The fork's: fork_prefix_self_attn (Pi0_ResTac: attention width = VLM
+# width, attends over padded prompt tokens too), fork_token_in_ae (Pi0_ResTac_TokenInAE).
+FUSIONS = ("two_stage", "prefix_self_attn", "fork_prefix_self_attn", "fork_token_in_ae")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,12 +38,20 @@ class Pi0ResTacConfig:
     # Tactile residual branch.
     use_tactile: bool = True  # False -> the plain backbone (no tactile params at all)
     residual_vqvae_checkpoint: str | None = None
-    tactile_encoder_dim: int = 64
-    fusion_dim: int = 512
-    num_fusion_heads: int = 8
+    # "auto": the frozen VQ-VAE when `residual_vqvae_checkpoint` is set, else the small
+    # trainable placeholder net. "vqvae": `project_vq` on the VQ-VAE's q_event even
+    # without the VQ-VAE loaded (then q_event/logvar must be given to sample_actions).
+    tactile_encoder_mode: Literal["auto", "placeholder", "vqvae"] = "auto"
+    q_event_dim: int = 64  # the VQ-VAE's q_event width (the fork hard-codes 64)
+    tactile_encoder_dim: int = 64  # project_vq's output width (the fork's `fusion_dim`)
+    fusion_dim: int = 512  # attention width of our fusions (the fork's is the VLM width)
+    num_fusion_heads: int = 8  # the fork's `num_cross_attn_heads`
     num_tactile_tokens: int = 4  # two_stage only
-    gate: Literal["factorized", "necessity", "learnable"] = "factorized"
-    fusion: Literal["two_stage", "prefix_self_attn"] = "prefix_self_attn"
+    gate: Literal["factorized", "necessity", "learnable", "fork_necessity",
+                  "fork_learnable"] = "factorized"
+    fusion: Literal["two_stage", "prefix_self_attn", "fork_prefix_self_attn",
+                    "fork_token_in_ae"] = "prefix_self_attn"
+    use_gate: bool = True  # False: the correction is not multiplied by the gate (fork ablation)
     use_sparse_loss: bool = True
     sparse_loss_weight: float = 0.01
 
@@ -48,10 +63,28 @@ class Pi0ResTacConfig:
         gemma.get_config(self.paligemma_variant)
         gemma.get_config(self.action_expert_variant)
         siglip.get_config(self.vision_variant)
-        if self.gate not in ("factorized", "necessity", "learnable"):
-            raise ValueError(f"unknown gate {self.gate!r}")
-        if self.fusion not in ("two_stage", "prefix_self_attn"):
-            raise ValueError(f"unknown fusion {self.fusion!r}")
+        if self.gate not in GATES:
+            raise ValueError(f"unknown gate {self.gate!r}; known: {GATES}")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {self.fusion!r}; known: {FUSIONS}")
+        if self.tactile_encoder_mode not in ("auto", "placeholder", "vqvae"):
+            raise ValueError(f"unknown tactile_encoder_mode {self.tactile_encoder_mode!r}")
+        if self.fusion.startswith("fork_") and self.use_tactile:
+            if self.tactile_mode == "placeholder":
+                raise ValueError(f"fusion {self.fusion!r} runs on the VQ-VAE's q_event: "
+                                 "tactile_encoder_mode must be 'vqvae' (or 'auto' with a "
+                                 "residual_vqvae_checkpoint)")
+            if self.fusion == "fork_token_in_ae" and not self.pi05:
+                raise ValueError("fusion 'fork_token_in_ae' is a pi0.5 model (backbone pi05)")
+        if not self.use_gate and self.fusion != "fork_prefix_self_attn":
+            raise ValueError("use_gate=False is the fork's ablation of fork_prefix_self_attn")
+
+    @property
+    def tactile_mode(self) -> str:
+        """"placeholder" or "vqvae" (resolves "auto")."""
+        if self.tactile_encoder_mode != "auto":
+            return self.tactile_encoder_mode
+        return "vqvae" if self.residual_vqvae_checkpoint else "placeholder"
 
     @property
     def pi05(self) -> bool:

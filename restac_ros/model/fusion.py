@@ -10,9 +10,17 @@ computes the correction once per observation, outside the Euler loop.
   (`fusion_cross_attn_2`): "how to correct". Output `fusion_out_proj`, times gate.
   (The published code's stage 2 queries the noisy-action expert output; here
   the action-step queries are learned so the correction stays per-observation.)
-- prefix_self_attn (published ResTacVLA, ForceVLA style): concat(prefix_out,
-  tactile token projected to the VLM width by `tactile_to_vlm_proj`) ->
-  `fusion_self_attn` -> last `action_horizon` tokens -> times gate.
+- prefix_self_attn (ours, after the published ResTacVLA, ForceVLA style):
+  concat(prefix_out, tactile token projected to the VLM width by
+  `tactile_to_vlm_proj`) -> `fusion_self_attn` (attention width `fusion_dim`,
+  padded prefix tokens masked out) -> last `action_horizon` tokens -> times gate.
+- fork_prefix_self_attn (the published Pi0_ResTac, exactly): the same with the
+  fork's shapes (attention width = the VLM width, nnx's default) and NO mask: the
+  padded prompt tokens' outputs take part as keys and values (and as queries when
+  the prompt is short: the last `action_horizon` rows may be padding). A
+  checkpoint trained that way needs it. `use_gate=False` drops the gate (ablation).
+- fork_token_in_ae (Pi0_ResTac_TokenInAE) is not a correction: see
+  `surprise_token`; the model prepends it to the action expert's input.
 """
 
 from __future__ import annotations
@@ -86,3 +94,32 @@ def prefix_self_attn(m, prefix_out, prefix_mask, features, gate, *, horizon):
     valid = jnp.concatenate([prefix_mask, jnp.ones((x.shape[0], 1), bool)], axis=1)
     out = m.fusion_self_attn(x, x, x, mask=_key_mask(valid, x.shape[1]))
     return out[:, -horizon :] * gate[:, :, None]
+
+
+def init_fork_prefix_self_attn(m, *, feature_dim, llm_width, expert_width, heads,
+                               rngs: nnx.Rngs):
+    m.tactile_to_vlm_proj = nnx.Linear(feature_dim, llm_width, **_kw(rngs))
+    m.fusion_self_attn = _mha(heads, llm_width, llm_width, expert_width, rngs)
+
+
+def fork_prefix_self_attn(m, prefix_out, features, gate, *, horizon, use_gate):
+    """prefix_out [B,P,Dv]; features [B,E]; gate [B,1] -> [B,H,De]; no padding mask."""
+    if prefix_out.shape[1] + 1 < horizon:
+        raise ValueError(f"fork_prefix_self_attn needs >= {horizon - 1} prefix tokens")
+    tac = m.tactile_to_vlm_proj(features)[:, None, :]
+    x = jnp.concatenate([prefix_out, tac], axis=1)
+    out = m.fusion_self_attn(x, x, x)[:, -horizon:]
+    return out * gate[:, :, None] if use_gate else out
+
+
+def init_token_in_ae(m, *, q_event_dim, expert_width, rngs: nnx.Rngs):
+    m.tactile_token_proj = nnx.Linear(q_event_dim, expert_width, **_kw(rngs))
+    m.default_tactile_embedding = nnx.Param(jnp.zeros((1, expert_width)))
+
+
+def surprise_token(m, q_event, gate):
+    """q_event [B,q]; gate [B,1] -> [B,1,De]: gate * tactile_token_proj(q_event) +
+    (1 - gate) * default_tactile_embedding (the fork's formula, same order)."""
+    token = m.tactile_token_proj(q_event)
+    default = jnp.broadcast_to(m.default_tactile_embedding[...], token.shape)
+    return (gate * token + (1 - gate) * default)[:, None, :]

@@ -20,6 +20,8 @@ import pathlib
 
 import numpy as np
 
+from restac_ros.model import validation as _validation
+
 FILE_NAME = "norm_stats.json"
 
 
@@ -70,10 +72,13 @@ def load_norm_stats(path: str | pathlib.Path) -> dict[str, NormStats]:
     path = _path(path)
     if not path.is_file():
         raise FileNotFoundError(f"norm stats file not found: {path}")
-    data = json.loads(path.read_text())
+    data = _validation.read_json(path)
     if "norm_stats" not in data:
         raise ValueError(f"{path}: not an openpi norm stats file (no 'norm_stats' key)")
-    return {k: NormStats.from_json(v) for k, v in data["norm_stats"].items()}
+    with _validation.naming_file(path):
+        stats = {k: NormStats.from_json(v) for k, v in data["norm_stats"].items()}
+    _validation.check_norm_stats(stats, path)
+    return stats
 
 
 def save_norm_stats(path: str | pathlib.Path, stats: dict[str, NormStats]) -> pathlib.Path:

@@ -2,7 +2,9 @@
 
 v = action_out_proj(suffix_out + correction), correction = fusion(prefix_out,
 tactile features) * gate. With gate 0 or no tactile input the correction is an
-exact zero and the model is the backbone.
+exact zero and the model is the backbone. The fork's token-in-AE variant
+(`fusion="fork_token_in_ae"`) instead prepends a gated tactile token to the
+action expert's input and adds no correction.
 """
 
 from __future__ import annotations
@@ -44,10 +46,15 @@ def make_attn_mask(input_mask, mask_ar):
 
 
 def posemb_sincos(pos, dim: int, min_period: float = 4e-3, max_period: float = 4.0):
-    """pos [B] -> [B, dim] sin/cos embedding with periods min..max."""
+    """pos [B] -> [B, dim] sin/cos embedding with periods min..max.
+
+    openpi's order of operations, (1/period)*2*pi then the outer product: the angle
+    reaches ~1.6e3 rad, so its last-bit rounding shows in the actions at ~1e-5.
+    """
     fraction = jnp.linspace(0.0, 1.0, dim // 2)
     period = min_period * (max_period / min_period) ** fraction
-    x = pos[:, None].astype(jnp.float32) * (2 * jnp.pi / period)[None, :]
+    x = jnp.einsum("i,j->ij", pos.astype(jnp.float32), 1.0 / period * 2 * jnp.pi,
+                   precision=jax.lax.Precision.HIGHEST)
     return jnp.concatenate([jnp.sin(x), jnp.cos(x)], axis=-1)
 
 
@@ -75,17 +82,25 @@ class Pi0ResTac(nnx.Module):
             self.action_time_mlp_out = nnx.Linear(w, w, **kw)
         self.action_out_proj = nnx.Linear(w, a, **kw)
         if config.use_tactile:
-            e = config.tactile_encoder_dim
+            token_in_ae = config.fusion == "fork_token_in_ae"
+            e = config.q_event_dim if token_in_ae else config.tactile_encoder_dim
             self.tactile_encoder = TactileEncoder(
-                e, vqvae_checkpoint=config.residual_vqvae_checkpoint, rngs=rngs, vqvae=vqvae)
+                None if token_in_ae else e, mode=config.tactile_mode, rngs=rngs, vqvae=vqvae,
+                vqvae_checkpoint=config.residual_vqvae_checkpoint,
+                q_event_dim=config.q_event_dim)
             self.gate = Gate(config.gate, e, rngs=rngs)
             kw = dict(feature_dim=e, llm_width=pg.width, expert_width=w,
-                      fusion_dim=config.fusion_dim, heads=config.num_fusion_heads, rngs=rngs)
+                      heads=config.num_fusion_heads, rngs=rngs)
             if config.fusion == "two_stage":
                 _fusion.init_two_stage(self, horizon=config.action_horizon,
-                                       num_tokens=config.num_tactile_tokens, **kw)
+                                       num_tokens=config.num_tactile_tokens,
+                                       fusion_dim=config.fusion_dim, **kw)
+            elif config.fusion == "prefix_self_attn":
+                _fusion.init_prefix_self_attn(self, fusion_dim=config.fusion_dim, **kw)
+            elif config.fusion == "fork_prefix_self_attn":
+                _fusion.init_fork_prefix_self_attn(self, **kw)
             else:
-                _fusion.init_prefix_self_attn(self, **kw)
+                _fusion.init_token_in_ae(self, q_event_dim=e, expert_width=w, rngs=rngs)
 
     # -- prefix / tactile / suffix -------------------------------------------------
     def embed_prefix(self, obs: Observation):
@@ -106,18 +121,26 @@ class Pi0ResTac(nnx.Module):
         enc = self.tactile_encoder(tactile, visual, action_prev)
         return enc.features, self.gate(enc.features, enc.logvar), enc.logvar
 
-    def _tactile(self, obs: Observation):
-        """Encodes the observation's tactile input once; zeros where tactile_mask is False."""
+    def _tactile(self, obs: Observation, tactile_event=None):
+        """Encodes the observation's tactile input once; zeros where tactile_mask is False.
+
+        tactile_event: optional (q_event [B,q], logvar [B,1]) computed outside (e.g. by
+        the torch VQ-VAE) in place of this model's VQ-VAE (vqvae mode only)."""
         b = obs.batch_size
         if not self.config.use_tactile:
             e = self.config.tactile_encoder_dim
             zeros = jnp.zeros((b, 1))
             return (jnp.zeros((b, e)), zeros, zeros), TactileDiagnostics(
                 jnp.full((b, 1), -1, jnp.int32), jnp.zeros((b, e)), zeros, zeros)
-        visual = jnp.stack([jnp.asarray(obs.images[k]) for k in IMAGE_KEYS], axis=1)
         with jax.named_scope(ENCODE_SCOPE):
-            enc = self.tactile_encoder(jnp.asarray(obs.tactile_image), visual,
-                                       jnp.asarray(obs.action_prev))
+            if tactile_event is not None:
+                if self.tactile_encoder.mode != "vqvae":
+                    raise ValueError("tactile_event needs the VQ-VAE tactile encoder mode")
+                enc = self.tactile_encoder.from_q_event(*tactile_event)
+            else:
+                visual = jnp.stack([jnp.asarray(obs.images[k]) for k in IMAGE_KEYS], axis=1)
+                enc = self.tactile_encoder(jnp.asarray(obs.tactile_image), visual,
+                                           jnp.asarray(obs.action_prev))
             gate = self.gate(enc.features, enc.logvar)
         m = jnp.asarray(obs.tactile_mask, bool)[:, None]
         zero = lambda x: jnp.where(m, x, jnp.zeros_like(x))
@@ -144,6 +167,12 @@ class Pi0ResTac(nnx.Module):
             t = jnp.broadcast_to(time_emb[:, None, :], action_tokens.shape)
             x = self.action_time_mlp_in(jnp.concatenate([action_tokens, t], axis=-1))
             action_tokens = self.action_time_mlp_out(nnx.swish(x))
+        if self.config.use_tactile and self.config.fusion == "fork_token_in_ae":
+            # The fork marks this token ar=False, which in compute_loss lets the prefix
+            # attend to it (never at inference, where the prefix is cached first); ar=True
+            # gives the fork's inference masks and keeps training the same as inference.
+            tokens.append(_fusion.surprise_token(self, feats, gate))
+            ar.append(True)
         tokens.append(action_tokens)
         ar += [True] + [False] * (h - 1)  # prefix/state cannot see the actions
         tokens = jnp.concatenate(tokens, axis=1)
@@ -152,14 +181,19 @@ class Pi0ResTac(nnx.Module):
 
     def tactile_correction(self, prefix_out, prefix_mask, features, gate):
         """-> [B,H,De] correction (exactly zero where gate is zero), or None without tactile."""
-        if not self.config.use_tactile:
+        cfg = self.config
+        if not cfg.use_tactile or cfg.fusion == "fork_token_in_ae":
             return None
         with jax.named_scope(_fusion.SCOPE):
-            if self.config.fusion == "two_stage":
+            if cfg.fusion == "two_stage":
                 return _fusion.two_stage(self, prefix_out, prefix_mask, features, gate,
-                                         num_tokens=self.config.num_tactile_tokens)
+                                         num_tokens=cfg.num_tactile_tokens)
+            if cfg.fusion == "fork_prefix_self_attn":
+                return _fusion.fork_prefix_self_attn(self, prefix_out, features, gate,
+                                                     horizon=cfg.action_horizon,
+                                                     use_gate=cfg.use_gate)
             return _fusion.prefix_self_attn(self, prefix_out, prefix_mask, features, gate,
-                                            horizon=self.config.action_horizon)
+                                            horizon=cfg.action_horizon)
 
     def _velocity(self, suffix_out, correction):
         out = suffix_out[:, -self.config.action_horizon :].astype(jnp.float32)
@@ -198,6 +232,8 @@ class Pi0ResTac(nnx.Module):
             # stop_gradient a trainable (placeholder) logvar head minimises this term by
             # driving logvar down, which also shuts the logvar-driven gates for good.
             weight = jax.lax.stop_gradient(jnp.exp(jnp.mean(logvar)))
+            if self.config.fusion.startswith("fork_"):
+                weight = 1.0  # the fork's sparse loss: weight * mean(gate)
             sparse = self.config.sparse_loss_weight * jnp.mean(gate) * weight
         return dict(flow=flow, sparse=sparse, gate=gate, logvar=logvar)
 
@@ -207,11 +243,13 @@ class Pi0ResTac(nnx.Module):
         return terms["flow"] + terms["sparse"]
 
     # -- inference -----------------------------------------------------------------
-    def sample_actions(self, rng, obs: Observation, num_steps: int = 10, noise=None):
+    def sample_actions(self, rng, obs: Observation, num_steps: int = 10, noise=None,
+                       tactile_event=None):
         """Euler-integrates the flow from t=1 (noise) to t=0 -> (actions [B,H,A], diagnostics).
 
         The prefix goes through the VLM once into a KV cache; the tactile encoder, gate
         and fusion run once before the loop; each step runs only the action expert.
+        tactile_event: optional (q_event, logvar) from outside (see `_tactile`).
         """
         cfg = self.config
         b = obs.batch_size
@@ -222,7 +260,7 @@ class Pi0ResTac(nnx.Module):
         positions = jnp.cumsum(prefix_mask, axis=1) - 1
         (prefix_out, _), kv_cache = self.PaliGemma["llm"](
             [prefix, None], mask=make_attn_mask(prefix_mask, prefix_ar), positions=positions)
-        tactile, diag = self._tactile(obs)
+        tactile, diag = self._tactile(obs, tactile_event)
         corr = self.tactile_correction(prefix_out, prefix_mask, tactile[0], tactile[1])
 
         def step(carry):

@@ -7,6 +7,8 @@ Checkpoint layout (docs/ARCHITECTURE.md):
   CKPT/assets/tokenizer.model
   CKPT/policy_meta.json     action space, action names, dt, camera slots, asset_id,
                             delta_action_mask (action dims predicted relative to the state)
+An openpi / ResTacVLA directory (params/ + assets/<asset_id>/, no restac_config.json)
+loads too: `model.openpi_checkpoint`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 
 from restac_ros.model import checkpoint as _ckpt
 from restac_ros.model import norm_stats as _ns
+from restac_ros.model import validation as _validation
 from restac_ros.model.config import Pi0ResTacConfig
 from restac_ros.model.observation import Observation
 from restac_ros.model.pi0_restac import Pi0ResTac, TactileDiagnostics
@@ -73,11 +76,37 @@ def load_policy_config(directory) -> Pi0ResTacConfig:
     path = d / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: not a restac policy checkpoint")
-    cfg = Pi0ResTacConfig.from_json(path.read_text())
+    with _validation.naming_file(path):
+        cfg = Pi0ResTacConfig.from_json(json.dumps(_validation.read_json(path)))
     vq = cfg.residual_vqvae_checkpoint
     if vq and not pathlib.Path(vq).is_absolute():
         cfg = dataclasses.replace(cfg, residual_vqvae_checkpoint=str(d / vq))
     return cfg
+
+
+def build_model(cfg: Pi0ResTacConfig, params: dict, *, source=None) -> Pi0ResTac:
+    """The model for `cfg` holding `params` (a restored param tree; every param must
+    fit, see `checkpoint.merge_params`; `source` names the file in the error), plus the
+    frozen VQ-VAE named in the config."""
+    vqvae = None
+    if cfg.use_tactile and cfg.residual_vqvae_checkpoint:
+        from restac_ros.tactile.jax_port import load_jax_vqvae
+
+        vqvae = load_jax_vqvae(cfg.residual_vqvae_checkpoint)
+    # Abstract model (no random init of possibly billions of params), then the weights.
+    model = nnx.eval_shape(lambda: Pi0ResTac(cfg, nnx.Rngs(0), vqvae=vqvae))
+    try:
+        _ckpt.merge_params(model, params)
+    except _ckpt.CheckpointMismatchError as err:
+        if source is None:
+            raise
+        raise _ckpt.CheckpointMismatchError(f"{source}: {err}") from None
+    if vqvae is not None:
+        model.tactile_encoder.vqvae.set_value(jax.tree.map(jnp.asarray, vqvae[0]))
+    if cfg.dtype == "bfloat16":
+        pg = nnx.state(model.PaliGemma, nnx.Param)
+        nnx.update(model.PaliGemma, jax.tree.map(lambda x: x.astype(jnp.bfloat16), pg))
+    return model
 
 
 def _sample(graphdef, treedef, num_steps, leaves, obs, seed):
@@ -126,31 +155,33 @@ class RestacPolicy:
         self._sample_seeded = jax.jit(functools.partial(_sample_seeded, *fixed))
 
     @classmethod
-    def from_checkpoint(cls, directory, *, dtype: str | None = None, num_steps: int = 10):
-        """Loads CKPT (layout above). `dtype="bfloat16"` stores the VLM/vision weights in
-        bf16 and computes in bf16 (GPU); default: the saved config's dtype."""
+    def from_checkpoint(cls, directory, *, dtype: str | None = None, num_steps: int = 10,
+                        config: Pi0ResTacConfig | None = None, asset_id: str | None = None):
+        """Loads CKPT (layout above), or an openpi / ResTacVLA checkpoint directory (no
+        restac_config.json: `params/` + `assets/<asset_id>/norm_stats.json`; `config`
+        given or inferred from the param tree, see `model.openpi_checkpoint`).
+        `dtype="bfloat16"` stores the VLM/vision weights in bf16 and computes in bf16
+        (GPU); default: the saved config's dtype."""
         d = pathlib.Path(directory).absolute()
-        cfg = load_policy_config(d)
+        if not (d / CONFIG_FILE).is_file():
+            if not (d / "params").is_dir():
+                raise FileNotFoundError(f"{d}: neither {CONFIG_FILE} (restac_ros checkpoint) "
+                                        "nor params/ (openpi / ResTacVLA checkpoint) found")
+            from restac_ros.model.openpi_checkpoint import load_openpi_policy
+
+            return load_openpi_policy(d, config=config, asset_id=asset_id, dtype=dtype,
+                                      num_steps=num_steps)
+        cfg = config or load_policy_config(d)
         if dtype is not None:
             cfg = dataclasses.replace(cfg, dtype=dtype)
-        meta = json.loads((d / META_FILE).read_text()) if (d / META_FILE).is_file() else {}
-        asset_id = meta.get("asset_id", "default")
+        meta = _validation.read_json(d / META_FILE) if (d / META_FILE).is_file() else {}
+        asset_id = asset_id or meta.get("asset_id", "default")
         stats = _ns.load_norm_stats(d / "assets" / asset_id / _ns.FILE_NAME)
+        _validation.check_norm_stats(stats, d / "assets" / asset_id / _ns.FILE_NAME,
+                                     use_quantiles=cfg.pi05)
         tok_path = d / "assets" / TOKENIZER_FILE
         tokenizer = PromptTokenizer(tok_path, cfg.max_token_len) if tok_path.is_file() else None
-        vqvae = None
-        if cfg.use_tactile and cfg.residual_vqvae_checkpoint:
-            from restac_ros.tactile.jax_port import load_jax_vqvae
-
-            vqvae = load_jax_vqvae(cfg.residual_vqvae_checkpoint)
-        # Abstract model (no random init of possibly billions of params), then the weights.
-        model = nnx.eval_shape(lambda: Pi0ResTac(cfg, nnx.Rngs(0), vqvae=vqvae))
-        _ckpt.load_model_params(d / "params", model)
-        if vqvae is not None:
-            model.tactile_encoder.vqvae.set_value(jax.tree.map(jnp.asarray, vqvae[0]))
-        if cfg.dtype == "bfloat16":
-            pg = nnx.state(model.PaliGemma, nnx.Param)
-            nnx.update(model.PaliGemma, jax.tree.map(lambda x: x.astype(jnp.bfloat16), pg))
+        model = build_model(cfg, _ckpt.restore_params(d / "params"), source=d / "params")
         return cls(model, norm_stats=stats, tokenizer=tokenizer, meta=meta, num_steps=num_steps)
 
     @property

@@ -28,6 +28,8 @@ class SiglipConfig:
 
 VARIANTS: dict[str, SiglipConfig] = {
     "So400m/14": SiglipConfig(1152, 27, 4304, 16, 14),
+    # big_vision's smallest ViT at openpi's patch grid (the parity fixtures' tower).
+    "mu/14": SiglipConfig(32, 1, 128, 2, 14),
     # CPU-test tower: 224/16 -> 14x14 = 196 tokens per camera.
     "tiny": SiglipConfig(64, 2, 128, 2, 16),
     # Training tests: 224/56 -> 4x4 = 16 tokens per camera.

@@ -19,6 +19,7 @@ from rosbags.rosbag2 import Reader
 from rosgraph_msgs.msg import Clock
 
 from restac_ros.nodes import conversions, qos
+from restac_ros.nodes.lifecycle_wait import wait_until_active
 from restac_ros.nodes.params import declare
 from restac_ros.nodes.spin import run_nodes
 
@@ -38,6 +39,11 @@ PARAMETERS = {
         "subscribers must be reliable too: policy_node reliable_inputs)",
     ),
     "start_delay_s": (1.0, "Wait before the first message (lets subscribers match)"),
+    "wait_for_active": (
+        "",
+        "Lifecycle node that must be active before playing ('' = none; replay: policy_node)",
+    ),
+    "wait_for_active_timeout_s": (600.0, "Give up (error) if it is not active by then"),
     "prompt_topics": (
         ["/restac/prompt"],
         "Topics published reliable + transient local (latched prompts); others as sensor data",
@@ -95,6 +101,10 @@ class BagPlayerNode(Node):
                 self.get_logger().info(
                     f"playing {self.bag_path} ({len(connections)} topics, rate {self.p['rate']})"
                 )
+                target = self.p["wait_for_active"]
+                limit = self.p["wait_for_active_timeout_s"]
+                if target and not wait_until_active(self, target, self.stop, limit):
+                    return
                 if self.stop.wait(self.p["start_delay_s"]):
                     return
                 while not self.stop.is_set():

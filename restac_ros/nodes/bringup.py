@@ -3,8 +3,8 @@
 Reads the same YAML as launch/*.launch.py (via launch_description.node_specs),
 creates every node with those parameters, spins each in its own
 SingleThreadedExecutor thread, drives the lifecycle transitions
-(configure -> activate; on exit deactivate -> shutdown) and stops cleanly on
-SIGINT/SIGTERM.
+(configure -> activate; on exit shutdown), starts the bag player (replay) only
+once every lifecycle node is active, and stops cleanly on SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -21,7 +21,16 @@ from rclpy.parameter import Parameter
 
 from restac_ros.nodes import launch_description as ld
 from restac_ros.nodes.bag_player import BagPlayerNode
-from restac_ros.nodes.spin import SpinThread, install_stop_signals, tune_process
+from restac_ros.nodes.recorder import RecorderNode
+from restac_ros.nodes.spin import (
+    STOP_GRACE_S,
+    SpinThread,
+    exit_abandoning,
+    finalize_lifecycle,
+    install_stop_signals,
+    stop_spinners,
+    tune_process,
+)
 from restac_ros.paths import config_path
 
 
@@ -42,6 +51,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--exit-when-bag-done", action="store_true", help="replay: stop when the bag ends"
     )
+    parser.add_argument(
+        "--record", default=None, metavar="DIR",
+        help="also record the pipeline's topics into this new MCAP bag (restac-record)",
+    )
     return parser.parse_args(argv)
 
 
@@ -53,6 +66,7 @@ def specs_from_args(args: argparse.Namespace) -> list[ld.NodeSpec]:
         vqvae_checkpoint=args.vqvae,
         tokenizer_path=args.tokenizer,
         bag_path=args.bag,
+        record_dir=args.record,
     )
     params = args.params or str(config_path("policy.yaml"))
     return ld.node_specs(params, launch, overrides)
@@ -79,17 +93,13 @@ def activate(nodes: Sequence[Node]) -> None:
                     raise BringupError(f"{node.get_name()}: {name} failed ({result})")
 
 
-def deactivate(nodes: Sequence[Node]) -> None:
-    for node in nodes:
-        if isinstance(node, LifecycleNode):
-            if node.lifecycle_state == "active":
-                node.trigger_deactivate()
-            node.trigger_shutdown()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    specs = specs_from_args(args)
+    try:
+        specs = specs_from_args(args)
+    except (FileNotFoundError, ValueError) as exc:  # a path or parameter that cannot work
+        print(f"restac-bringup: {exc}", file=sys.stderr)
+        return 1
     stop = threading.Event()
     tune_process()
     rclpy.init(signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
@@ -97,23 +107,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     nodes: list[Node] = []
     spinners: list[SpinThread] = []
     players: list[threading.Thread] = []
+    driver = LifecycleDriver(stop)
     try:
         try:
             nodes = create_nodes(specs)
         except ValueError as exc:  # a parameter value no node can work with
             raise BringupError(f"bad parameters: {exc}") from exc
         spinners = [SpinThread(n).start() for n in nodes]
-        activate(nodes)
-        for node in nodes:
-            if isinstance(node, BagPlayerNode):
-                players.append(threading.Thread(target=node.play, name="bag-player", daemon=True))
-                players[-1].start()
-        print(f"restac-bringup: running {[n.get_name() for n in nodes]}", flush=True)
+        driver.start(nodes)
+        running = False
         while not stop.wait(0.1):
+            if driver.done.is_set() and not running:  # every lifecycle node active
+                running = True
+                # replay: the bag plays only now, so every message meets an active policy
+                for node in nodes:
+                    if isinstance(node, BagPlayerNode):
+                        players.append(threading.Thread(target=node.play, daemon=True))
+                        players[-1].start()
+                print(f"restac-bringup: running {[n.get_name() for n in nodes]}", flush=True)
             if args.exit_when_bag_done and players and not any(t.is_alive() for t in players):
+                # bag time stops with the bag: the last ticks' inference finishes, no new tick
+                stop.wait(ld.BAG_DONE_DRAIN_S)
                 break
             if failed := [s for s in spinners if s.error is not None]:
                 raise BringupError(f"{failed[0].node.get_name()} stopped") from failed[0].error
+        if driver.error is not None:
+            raise driver.error
         return 0
     except BringupError as exc:
         print(f"restac-bringup: {exc}", file=sys.stderr)
@@ -124,12 +143,50 @@ def main(argv: Sequence[str] | None = None) -> int:
                 node.stop.set()
         for t in players:
             t.join(timeout=5.0)
-        deactivate([n for n in nodes if n.context.ok()])
-        for s in spinners:
-            s.stop()
+        busy = stop_spinners(spinners) + driver.join(STOP_GRACE_S)
+        if busy:
+            exit_abandoning(busy)
         for n in nodes:
+            if isinstance(n, LifecycleNode) and n.context.ok():
+                finalize_lifecycle(n)
+            if isinstance(n, RecorderNode):
+                n.close()
             n.destroy_node()
         rclpy.try_shutdown()
+
+
+class LifecycleDriver:
+    """configure + activate on a thread, so a Ctrl-C during a long configure is seen at
+    once (the configure itself cannot be interrupted: see spin.STOP_GRACE_S)."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+        self.done = threading.Event()
+        self.error: BringupError | None = None
+        self._thread: threading.Thread | None = None
+        self._nodes: Sequence[Node] = ()
+
+    def start(self, nodes: Sequence[Node]) -> None:
+        self._nodes = nodes
+        self._thread = threading.Thread(target=self._run, name="lifecycle-driver", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            activate(self._nodes)
+            self.done.set()
+        except BringupError as exc:
+            self.error = exc
+            self._stop.set()
+
+    def join(self, timeout_s: float) -> list[str]:
+        """Names of the lifecycle nodes still in a transition after timeout_s."""
+        if self._thread is None:
+            return []
+        self._thread.join(timeout=timeout_s)
+        if not self._thread.is_alive():
+            return []
+        return [n.get_name() for n in self._nodes if isinstance(n, LifecycleNode)]
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ class NodeKind:
     module: str
     factory: str  # class in `module`, constructed with rclpy Node kwargs
     lifecycle: bool
+    executable: str = ""  # console script / lib/restac_ros name ('' = the node name)
 
     def node_class(self) -> type:
         return getattr(importlib.import_module(self.module), self.factory)
@@ -38,25 +39,62 @@ KINDS: dict[str, NodeKind] = {
             "tactile_monitor", "restac_ros.nodes.tactile_monitor", "TactileMonitorNode", False
         ),
         NodeKind("bag_player", "restac_ros.nodes.bag_player", "BagPlayerNode", False),
+        NodeKind(
+            "frame_publisher", "restac_ros.nodes.frame_publisher", "FramePublisherNode", False
+        ),
+        NodeKind(
+            "restac_record", "restac_ros.nodes.recorder", "RecorderNode", False, "restac-record"
+        ),
     )
 }
+RECORDER = "restac_record"  # started by any launch when a record directory is given
 
 # Which nodes each launch file starts.
 LAUNCHES: dict[str, tuple[str, ...]] = {
     "policy": ("policy_node", "chunk_executor"),
-    "policy+monitor": ("policy_node", "chunk_executor", "tactile_monitor"),
-    "replay": ("bag_player", "policy_node", "chunk_executor", "tactile_monitor"),
-    "monitor": ("tactile_monitor",),
+    "policy+monitor": ("policy_node", "chunk_executor", "tactile_monitor", "frame_publisher"),
+    "replay": ("bag_player", "policy_node", "chunk_executor", "tactile_monitor",
+               "frame_publisher"),
+    "monitor": ("tactile_monitor", "frame_publisher"),
 }
+
+# The lifecycle sequence: configure, then activate, exactly once. restac-bringup drives
+# the transitions itself (autostart false); under `ros2 launch` the node runs them
+# itself (autostart true; launch_actions.node_actions says why). The replay's
+# bag_player plays only once policy_node is active (LAUNCH_DEFAULTS wait_for_active).
+# Transitions as (start_state, goal_state) labels of lifecycle_msgs/TransitionEvent.
+AUTOSTART_UNDER_LAUNCH = True
+# After the bag ends (exit_when_bag_done): time for the last ticks' chunks to go out.
+BAG_DONE_DRAIN_S = 2.0
+ACTIVATED = ("activating", "active")
+# What a start must look like, and nothing else before a stop (tests check real events).
+START_SEQUENCE = (
+    ("unconfigured", "configuring"),
+    ("configuring", "inactive"),
+    ("inactive", "activating"),
+    ACTIVATED,
+)
+
 
 # Per-launch defaults over the YAML (overrides still win). replay: the same ticks, seeds and
 # so chunks as restac-eval over the bag (restac_ros.core.ticks), lossless sensor transport.
 LAUNCH_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "replay": {
         "policy_node": {"tick_on": "stamps", "reliable_inputs": True},
-        "bag_player": {"reliable": True},
+        "bag_player": {"reliable": True, "wait_for_active": "policy_node"},
     },
 }
+
+
+def bag_topics(bag_path: str | Path) -> dict[str, str]:
+    """{topic: type} of a rosbag2 ({} if it cannot be read: bag_player reports that)."""
+    from rosbags.rosbag2 import Reader
+
+    try:
+        with Reader(Path(bag_path)) as reader:
+            return {c.topic: c.msgtype for c in reader.connections}
+    except Exception:  # a missing or unreadable bag: bag_player reports it when playing
+        return {}
 
 
 def bag_start_ns(bag_path: str | Path) -> int | None:
@@ -81,7 +119,7 @@ class NodeSpec:
 
     @property
     def executable(self) -> str:
-        return self.kind.name
+        return self.kind.executable or self.kind.name
 
 
 def read_params_file(path: str | Path) -> dict[str, dict[str, Any]]:
@@ -116,9 +154,14 @@ def launch_arguments_to_overrides(
     vqvae_checkpoint: str | None = None,
     tokenizer_path: str | None = None,
     bag_path: str | None = None,
+    record_dir: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Launch arguments -> per-node parameter overrides ('' / None = keep the YAML's)."""
     per_node: dict[str, dict[str, Any]] = {"*": {}}
+    if record_dir:
+        per_node[RECORDER] = {"output_dir": str(Path(record_dir).expanduser().absolute())}
+    if bag_path:
+        bag_path = str(Path(bag_path).expanduser().absolute())
     if use_sim_time:  # false = the nodes' default: no override
         per_node["*"]["use_sim_time"] = True
     policy = {
@@ -151,8 +194,11 @@ def node_specs(
         raise ValueError(f"unknown launch {launch!r}; known: {sorted(LAUNCHES)}")
     sections = read_params_file(params_file)
     overrides = overrides or {}
+    names = LAUNCHES[launch]
+    if RECORDER in overrides:  # first, so it subscribes before anything is published
+        names = (RECORDER, *names)
     specs = []
-    for name in LAUNCHES[launch]:
+    for name in names:
         kind = KINDS[name]
         params = {**sections.get("**", {}), **sections.get(name, {}),
                   **LAUNCH_DEFAULTS.get(launch, {}).get(name, {})}
@@ -160,8 +206,69 @@ def node_specs(
         params.update(overrides.get(name, {}))
         if kind.lifecycle:
             params["autostart"] = False
+        if name == "policy_node":
+            resolve_model_paths(params)
         specs.append(NodeSpec(kind, params))
+    if RECORDER in overrides:
+        specs[0] = recorder_spec(specs[0], specs[1:], params_file)
     return specs
+
+
+# Model files a relative path may name: resolved against the working directory first,
+# then the package share (share_dir(): the source checkout for `make setup`'s editable
+# install, <prefix>/share/restac_ros for a colcon install), so the YAML's
+# `.cache/demo_policy` works from any directory.
+MODEL_PATHS = ("checkpoint_dir", "tokenizer_path", "vqvae_checkpoint")
+
+
+def resolve_path(value: str, name: str) -> str:
+    """'' stays ''; an absolute path stays; a relative one is made absolute (see above);
+    a path found in neither place is an error naming where it was looked for."""
+    if not value:
+        return value
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        candidates = [path]
+    else:
+        from restac_ros.paths import share_dir
+
+        candidates = [Path.cwd() / path, share_dir() / path]
+    for c in candidates:
+        if c.exists():
+            return str(c.resolve())
+    raise FileNotFoundError(
+        f"policy_node {name} {value!r} not found (looked at {', '.join(map(str, candidates))})"
+    )
+
+
+def resolve_model_paths(params: dict[str, Any]) -> None:
+    for name in MODEL_PATHS:
+        if isinstance(params.get(name), str):
+            params[name] = resolve_path(params[name], name)
+
+
+def recorder_spec(recorder: NodeSpec, others: Sequence[NodeSpec], params_file) -> NodeSpec:
+    """The recorder's topics/types from the other nodes' parameters, and the run's
+    provenance (params file, checkpoint) for the bag metadata."""
+    from restac_ros.recording import pipeline_topics
+
+    by_name = {s.name: s.parameters for s in others}
+    topics = pipeline_topics(by_name)
+    source = by_name.get("bag_player", {}).get("bag_path", "")
+    if source:  # a replay: also every topic of the played bag (teacher, ground truth)
+        topics = {**bag_topics(source), **topics}
+    params = dict(recorder.parameters)
+    params["topics"], params["types"] = list(topics), list(topics.values())
+    params["config_file"] = str(Path(params_file).absolute())
+    params["checkpoint_dir"] = by_name.get("policy_node", {}).get("checkpoint_dir", "")
+    params["source_bag"] = source
+    policy = by_name.get("policy_node")
+    live_sensors = policy is not None and not policy.get("reliable_inputs", False)
+    if live_sensors:  # real drivers publish best effort; a reliable reader would not match
+        params["best_effort_topics"] = [
+            *policy["camera_topics"], policy["tactile_topic"], policy["joint_states_topic"]
+        ]
+    return NodeSpec(recorder.kind, params)
 
 
 def describe(specs: Sequence[NodeSpec]) -> dict[str, dict[str, Any]]:

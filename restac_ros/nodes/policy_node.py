@@ -6,12 +6,19 @@ tick asks the core for a fresh synchronized sample (StreamBuffers +
 ObservationBuilder.sample_from_buffers); the inference worker thread builds
 the Observation, runs the policy and publishes. Callbacks only convert
 messages into core types; every refusal is counted and shown on /diagnostics.
+
+Fail closed: every callback is guarded (diagnostics.guarded); image fields / compressed
+headers are checked before a message is buffered; stamps outside a window around the
+node clock are refused before they reach the buffers or the tick bookkeeping; held-back
+messages are bounded by count and time; the node clock is watched against the steady
+clock, and a jump back (bag loop) or a stall drops every buffered input.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import sys
+import threading
 import time
 from collections import deque
 
@@ -20,28 +27,31 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String
 
-from restac_ros.core import ticks
-from restac_ros.core.images import RawCompressedImage, RawImage
+from restac_ros.core import input_checks, messages, ticks
+from restac_ros.core.clock_watch import ClockEvent, ClockWatch
+from restac_ros.core.images import ImageDecodeError, RawCompressedImage, RawImage, check_image_input
 from restac_ros.core.observation import InvalidActions, InvalidObservation, ObservationBuilder
 from restac_ros.core.observation_spec import delta_action_mask_from_meta
+from restac_ros.core.restac_preset import resolve_delta_mask
 from restac_ros.nodes import conversions, diagnostics, policy_params, qos
 from restac_ros.nodes.image_preparer import ImagePreparer
 from restac_ros.nodes.params import declare
-from restac_ros.nodes.policy_model import LoadedPolicy, load_policy
+from restac_ros.nodes.policy_model import LoadedPolicy, PolicyDropped, RemotePolicy, load_policy
 from restac_ros.nodes.policy_outputs import ChunkResult, PolicyOutputs
 from restac_ros.nodes.policy_status import PolicyStatus
-from restac_ros.nodes.spin import run_nodes
+from restac_ros.nodes.spin import STOP_GRACE_S, exit_abandoning, run_nodes
 from restac_ros.nodes.worker import Worker
 
 NODE_NAME = "policy_node"
 BACKLOG = 8  # tick_on: stamps: ticks that may wait for the worker before one is skipped
+HELD_MAX = 4096  # tick_on: stamps: held-back messages per stream (500 Hz joints: ~8 s)
 
 
 class PolicyNode(LifecycleNode):
     def __init__(self, **kwargs) -> None:
         super().__init__(NODE_NAME, **kwargs)
         self.p = declare(self, policy_params.PARAMETERS)
-        self.policy: LoadedPolicy | None = None
+        self.policy: LoadedPolicy | RemotePolicy | None = None
         self.builder: ObservationBuilder | None = None
         self.buffers = None
         self.outputs: PolicyOutputs | None = None
@@ -49,6 +59,7 @@ class PolicyNode(LifecycleNode):
         self.preparer: ImagePreparer | None = None
         self.status = PolicyStatus()
         self._prompt: str | None = None
+        self._prompt_refusal: str | None = None  # why the last prompt was refused
         self._subs = []
         self._tick_timer = None
         self._active = False
@@ -57,15 +68,14 @@ class PolicyNode(LifecycleNode):
         self._ticker: ticks.StampTicker | None = None  # tick_on: stamps
         self._held: dict[str, deque] = {}  # tick_on: stamps, messages not yet buffered
         self._backlog: deque = deque()  # tick_on: stamps, samples waiting for the worker
+        self._clock_watch: ClockWatch | None = None  # created on configure (its parameters)
         self._diag_pub = self.create_publisher(
             diagnostics.DiagnosticArray, self.p["diagnostics_topic"], qos.DIAGNOSTICS
         )
-        # /diagnostics on the steady clock: it must flow before /clock starts (use_sim_time)
-        self.create_timer(
-            self.p["diagnostics_period_s"],
-            self._publish_diagnostics,
-            clock=diagnostics.steady_clock(),
-        )
+        # /diagnostics and the clock watch on the steady clock: they run when /clock does not
+        steady = diagnostics.steady_clock()
+        self.create_timer(self.p["diagnostics_period_s"], self._publish_diagnostics, clock=steady)
+        self.create_timer(0.25, self._watch_clock, clock=steady)
 
     # -- lifecycle -----------------------------------------------------------
     @property
@@ -84,9 +94,14 @@ class PolicyNode(LifecycleNode):
                 self.p, space, self.policy.action_dim, self.policy.quantile_norm
             )
             mask = delta_action_mask_from_meta(self.policy.meta or {}, space.dim)
+            mask = resolve_delta_mask(spec.pipeline, space.dim, mask)
             spec = dataclasses.replace(spec, delta_action_mask=mask)
-            self.builder = ObservationBuilder(spec, self.policy.norm_stats, self.policy.tokenizer)
-            self.buffers = self.builder.make_buffers(self.p["unstamped_policy"])
+            self.builder = self.policy.make_builder(spec)  # local: full; remote: validation
+            self.buffers = self.builder.make_buffers(
+                self.p["unstamped_policy"], self.p["max_stamp_lead_s"], self.p["max_stamp_age_s"]
+            )
+            self._clock_watch = ClockWatch(self.p["clock_jump_tolerance_s"],
+                                           self.p["clock_stall_s"])
             warm_ms = self.policy.warmup()
             self.outputs = PolicyOutputs(
                 self,
@@ -100,7 +115,8 @@ class PolicyNode(LifecycleNode):
             self.status.set_error(f"configure failed: {exc}")
             self.get_logger().error(f"configure failed: {exc!r}")
             return TransitionCallbackReturn.FAILURE
-        if self.p["prepare_images_on_arrival"]:
+        # remote backend: the server converts the images; converting here would be wasted
+        if self.p["prepare_images_on_arrival"] and self.p["backend"] == "local":
             self.preparer = ImagePreparer(self.builder.prepare_image, self._on_preparer_error)
         self._create_subscriptions()
         self.worker = Worker("policy-inference", self._infer, self._on_worker_error)
@@ -190,16 +206,62 @@ class PolicyNode(LifecycleNode):
             )
         )
         self._subs.append(
-            self.create_subscription(String, self.p["prompt_topic"], self._on_prompt, qos.PROMPT)
+            self.create_subscription(String, self.p["prompt_topic"], self._on_prompt, qos.PROMPT,
+                                     raw=True)
         )
 
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
+    def callback_failed(self, key: str, exc: BaseException) -> None:
+        self.status.reject(key, diagnostics.exception_text(exc))
+        self.get_logger().error(f"callback failed ({key}): {diagnostics.exception_text(exc)}")
+
+    @diagnostics.guarded("callback_error")
+    def _watch_clock(self) -> None:
+        self._clock_now()
+
+    def _clock_now(self) -> int:
+        """The node clock, checked against the steady clock: a jump back or a stall drops
+        every buffered input (it belongs to another timeline) and is reported."""
+        now_ns = self._now_ns()
+        watch = self._clock_watch
+        if watch is None:
+            return now_ns
+        event = watch.observe(now_ns, time.monotonic_ns())
+        self.status.clock = watch.state
+        if event in (ClockEvent.JUMP_BACK, ClockEvent.STALLED):
+            self._reset_inputs()
+            detail = (f"node clock went back {watch.last_jump_s:.3f}s"
+                      if event is ClockEvent.JUMP_BACK
+                      else f"node clock stalled for > {self.p['clock_stall_s']}s (no /clock?)")
+            self.status.reject(event.value, detail + "; buffered inputs dropped")
+            self.get_logger().warning(f"{event.value}: {detail}")
+        return now_ns
+
+    def _reset_inputs(self) -> None:
+        if self.buffers is not None:
+            self.buffers.clear()
+        if self.builder is not None:
+            self.builder.prepared.clear()
+        if self._ticker is not None:
+            self._ticker.reset()
+        for held in self._held.values():
+            held.clear()
+        self._backlog.clear()
+        self._last_tick_ns = 0
+
     def _push(self, stream: str, header, value) -> None:
-        stamp_ns, now_ns = conversions.stamp_to_ns(header.stamp), self._now_ns()
+        stamp_ns, now_ns = conversions.stamp_to_ns(header.stamp), self._clock_now()
         self.status.received(stream)
         if self._ticker is not None:
+            # the window (and unstamped policy) before the tick bookkeeping sees the stamp
+            reason = self.buffers.screen(stream, stamp_ns, now_ns)
+            if reason is not None:
+                self.status.reject(f"{stream}.{reason.value}",
+                                   f"{stream}: message {reason.value} (stamp {stamp_ns} ns, "
+                                   f"node clock {now_ns} ns)")
+                return
             self._hold(stream, stamp_ns, value, now_ns)
         elif self._buffer(stream, stamp_ns, value, now_ns) and self.p["tick_on"] == stream:
             self._on_tick()
@@ -217,7 +279,12 @@ class PolicyNode(LifecycleNode):
         required stream has delivered one stamped >= T (restac_ros.core.ticks).
         """
         effective = stamp_ns or receipt_ns  # unstamped: the buffers stamp on receipt
-        self._held[stream].append((effective, stamp_ns, value, receipt_ns))
+        held_here = self._held[stream]
+        if len(held_here) >= HELD_MAX:
+            held_here.popleft()
+            self.status.reject(f"{stream}.held_overflow",
+                               f"{stream}: more than {HELD_MAX} messages held back")
+        held_here.append((effective, stamp_ns, value, receipt_ns))
         self._ticker.offer(stream, effective)
         for tick_ns in self._ticker.due():
             for name, held in self._held.items():
@@ -226,6 +293,7 @@ class PolicyNode(LifecycleNode):
                     self._buffer(name, stamp, val, receipt)
             self._assemble(tick_ns)
 
+    @diagnostics.guarded("bad_image_message")
     def _on_image(self, stream: str, msg) -> None:
         if isinstance(msg, CompressedImage):
             value = RawCompressedImage(np.frombuffer(msg.data, np.uint8), msg.format)
@@ -238,20 +306,42 @@ class PolicyNode(LifecycleNode):
                 int(msg.step),
                 bool(msg.is_bigendian),
             )
+        try:  # fields / header against the limits before anything is buffered or copied
+            check_image_input(value, self.builder.spec.max_image_pixels)
+        except ImageDecodeError as exc:
+            self.status.received(stream)
+            self.status.reject(f"{stream}.bad_image", f"{stream}: {exc}")
+            return
         self._push(stream, msg.header, value)
         if self.preparer is not None:
             self.preparer.offer(stream, value)
 
+    @diagnostics.guarded("bad_joint_message")
     def _on_joints(self, msg: JointState) -> None:
         self._push(policy_params.JOINT_STREAM, msg.header, conversions.joint_sample(msg))
 
-    def _on_prompt(self, msg: String) -> None:
-        self._prompt = msg.data
-        self.get_logger().info(f"prompt: {msg.data!r}")
+    @diagnostics.guarded("bad_prompt")
+    def _on_prompt(self, raw: bytes) -> None:
+        """The prompt arrives serialized (raw subscription): deserializing would silently
+        cut it at a NUL. A refused prompt stops the old task too: no chunk until a valid
+        prompt comes (the operator meant to change the task)."""
+        try:
+            text = messages.string_from_cdr(raw)
+            error = input_checks.prompt_error(text, int(self.p["max_prompt_chars"]))
+        except ValueError as exc:
+            text, error = None, str(exc)
+        if error is not None:
+            self._prompt, self._prompt_refusal = None, error
+            self.status.reject("bad_prompt", error)
+            self.get_logger().warning(f"prompt refused: {error}")
+            return
+        self._prompt, self._prompt_refusal = text, None
+        self.get_logger().info(f"prompt: {input_checks.prompt_summary(text)}")
 
     # -- observation tick and inference --------------------------------------
+    @diagnostics.guarded("callback_error")
     def _on_tick(self) -> None:
-        now_ns = self._now_ns()
+        now_ns = self._clock_now()
         if self.p["tick_on"] != "timer" and now_ns - self._last_tick_ns < 1e9 / self.p["rate_hz"]:
             return
         self._assemble(now_ns)
@@ -263,6 +353,9 @@ class PolicyNode(LifecycleNode):
         stamps = self._ticker is not None
         if self.worker.busy and (not stamps or len(self._backlog) >= BACKLOG):
             self.status.skipped_busy()
+            return
+        if self._prompt_refusal is not None:
+            self.status.reject("bad_prompt", f"prompt refused: {self._prompt_refusal}")
             return
         self._last_tick_ns = now_ns
         tick = time.perf_counter()
@@ -280,26 +373,29 @@ class PolicyNode(LifecycleNode):
     def _infer(self, job) -> None:
         if job is not None:
             self._infer_one(job)
-        while self._backlog and self._active:
-            self._infer_one(self._backlog.popleft())
+        while self._active:
+            try:
+                job = self._backlog.popleft()
+            except IndexError:  # drained (or cleared on a clock jump)
+                return
+            self._infer_one(job)
 
     def _infer_one(self, job) -> None:
         sample, tick = job
-        t0 = time.perf_counter()
+        # The seed depends on the tick stamp only: restac-eval uses the same for the same tick.
+        seed = ticks.tick_seed(self.p["seed"], sample.stamp_ns)
         try:
-            obs = self.builder.build(sample)
+            step = self.policy.step(self.builder, sample, seed)  # local or remote backend
         except InvalidObservation as exc:
             self.status.reject(exc.reason.value, exc.message)
             return
-        build_ms = (time.perf_counter() - t0) * 1e3
-        # The seed depends on the tick stamp only: restac-eval uses the same for the same tick.
-        result = self.policy.infer(obs, ticks.tick_seed(self.p["seed"], sample.stamp_ns))
-        try:
-            actions = self.builder.postprocess_actions(
-                result.actions_norm, self.builder.state_vector(sample.joints))
         except InvalidActions as exc:
             self.status.reject("invalid_actions", str(exc))
             return
+        except PolicyDropped as exc:  # remote: lost / late / refused reply, counted by reason
+            self.status.reject(exc.reason, exc.message)
+            return
+        result, actions, build_ms = step.inference, step.actions, step.build_ms
         chunk = ChunkResult(
             stamp_ns=sample.stamp_ns,
             chunk_id=self._next_chunk_id,
@@ -330,8 +426,9 @@ class PolicyNode(LifecycleNode):
         self.get_logger().error(f"inference failed: {exc!r}")
 
     # -- diagnostics -----------------------------------------------------------
+    @diagnostics.guarded("callback_error")
     def _publish_diagnostics(self) -> None:
-        now_ns = self._now_ns()
+        now_ns = self._clock_now()
         freshness = None if self.buffers is None else self.buffers.freshness(now_ns)
         counters = None if self.buffers is None else self.buffers.counters()
         topics = dict(zip(self.p["camera_slots"], self.p["camera_topics"], strict=True))
@@ -344,17 +441,23 @@ class PolicyNode(LifecycleNode):
             counters,
             topics,
             self._prompt,
-            self._prepared_values(),
+            {**self._prepared_values(), "prompt_refused": self._prompt_refusal or "<no>",
+             **(self.policy.diagnostic_values() if self.policy is not None else {})},
         )
         self._diag_pub.publish(diagnostics.array(now_ns, statuses))
 
     def _prepared_values(self) -> dict[str, object]:
+        values: dict[str, object] = {
+            "ticks_skipped_far_behind": 0 if self._ticker is None else self._ticker.skipped}
+        if self.builder is not None:
+            values["tactile_stretched"] = self.builder.tactile_stretched
         if self.preparer is None or self.builder is None:
-            return {"images_prepared_on_arrival": False}
+            return {"images_prepared_on_arrival": False, **values}
         cache = self.builder.prepared
         return {"images_prepared_on_arrival": True, "images_prepared": self.preparer.prepared,
                 "images_superseded_before_preparing": self.preparer.skipped,
-                "tick_images_ready": cache.hits, "tick_images_converted_late": cache.misses}
+                "tick_images_ready": cache.hits, "tick_images_converted_late": cache.misses,
+                **values}
 
 
 def main(args: list[str] | None = None) -> int:
@@ -364,18 +467,27 @@ def main(args: list[str] | None = None) -> int:
         made.append(PolicyNode())
         return made
 
+    autostart: list[threading.Thread] = []
+
     def start(nodes) -> None:
-        # Standalone: configure and activate (launch files and bringup drive it instead).
+        # Standalone: configure and activate (launch files and bringup drive it instead),
+        # on a thread so that a Ctrl-C during a long configure is seen at once.
         node = nodes[0]
-        if node.p["autostart"] and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-            node.trigger_activate()
+
+        def configure_and_activate() -> None:
+            if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+                node.trigger_activate()
+
+        if node.p["autostart"]:
+            autostart.append(threading.Thread(target=configure_and_activate, daemon=True))
+            autostart[0].start()
 
     def stop() -> None:
-        # stop the inference worker before the node is destroyed
-        for node in made:
-            if node.lifecycle_state == "active":
-                node.trigger_deactivate()
-            node.trigger_shutdown()
+        # run_nodes then shuts the lifecycle down (stopping the inference worker)
+        if autostart:
+            autostart[0].join(timeout=STOP_GRACE_S)
+            if autostart[0].is_alive():
+                exit_abandoning([NODE_NAME])
 
     return run_nodes(make, args=sys.argv if args is None else args, after_start=start, on_stop=stop)
 

@@ -113,6 +113,8 @@ class PolicyOutputs:
         return chunk_sent
 
     def destroy(self, node) -> None:
+        # the lifecycle variant: it also drops the publisher from the node's managed
+        # entities (destroy_publisher alone leaves 5 behind per cleanup/configure cycle)
         for pub in self._all:
-            node.destroy_publisher(pub)
+            node.destroy_lifecycle_publisher(pub)
         self._all = []

@@ -5,11 +5,16 @@ from __future__ import annotations
 from restac_ros.core.action_space import ActionSpace, make_action_space
 from restac_ros.core.buffers import UnstampedPolicy
 from restac_ros.core.observation import ObservationSpec
-from restac_ros.core.observation_spec import backbone_flags
+from restac_ros.core.restac_preset import PIPELINES, check_pipeline, pipeline_flags
 from restac_ros.model.observation import IMAGE_KEYS
 from restac_ros.nodes.policy_outputs import OutputTopics
 
 JOINTS = ["joint1", "joint2", "joint3", "joint4", "joint5", "joint6", "joint7", "gripper"]
+# Input limits of the sample robot (restac-make-sample-bag: 7 revolute joints within
+# +-pi moving at most 2.5 rad/s, a gripper opening of 0..0.09 m at 0.05 m/s), with margin.
+SAMPLE_POSITION_MIN = [-3.1416] * 7 + [0.0]
+SAMPLE_POSITION_MAX = [3.1416] * 7 + [1.0]
+SAMPLE_VELOCITY_MAX = [5.0] * 7 + [1.0]
 TRANSPORTS = ("raw", "compressed")
 TICK_SOURCES = ("timer", "stamps", "joints", "tactile", *IMAGE_KEYS)
 
@@ -26,6 +31,20 @@ PARAMETERS = {
     "device": ("cpu", "JAX platform to run on: cpu | gpu | tpu"),
     "seed": (0, "Flow-matching noise seed (same seed + observation -> same chunk)"),
     "num_steps": (10, "Euler integration steps of the flow-matching sampler"),
+    # remote inference (restac-serve); the checkpoint/device/num_steps above are then unused
+    "backend": ("local", "local: run the checkpoint in this process | remote: a restac-serve "
+                "server at remote_host:remote_port runs it"),
+    "remote_host": ("127.0.0.1", "restac-serve host (backend: remote)"),
+    "remote_port": (8000, "restac-serve port (backend: remote)"),
+    "remote_api_key": ("", "API key the server requires ('' = none)"),
+    "remote_timeout_s": (
+        0.5,
+        "A reply later than this (s) is dropped and counted; the connection is re-made",
+    ),
+    "remote_connect_timeout_s": (
+        30.0,
+        "configure waits this long (s) for the server before it fails",
+    ),
     # action space
     "action_space": ("joint_position", "Action space preset: joint_position | ee_pose_rpy"),
     "joint_names": (JOINTS, "Joint names in state order (and the joint_position action names)"),
@@ -70,8 +89,64 @@ PARAMETERS = {
     "tactile_frame_id": ("tactile_link", "Frame of the tactile sensor (TactileDiagnostics)"),
     "joint_states_topic": ("/joint_states", "sensor_msgs/JointState topic"),
     "joint_max_age_s": (0.2, "A joint state older than this (s) makes the observation stale"),
+    "joint_position_min": (
+        SAMPLE_POSITION_MIN,
+        "Lower limit per joint_names entry (radians / gripper units; [] = unlimited). A joint "
+        "state outside [min, max] is refused (joint_out_of_limits): no chunk, /diagnostics "
+        "says why. Defaults: the sample robot",
+    ),
+    "joint_position_max": (SAMPLE_POSITION_MAX, "Upper limit per joint_names entry ([] = none)"),
+    "joint_velocity_max": (
+        SAMPLE_VELOCITY_MAX,
+        "Largest speed per joint_names entry (units/s; [] = unlimited) between two consecutive "
+        "joint states and between the state and the one action_prev_dt_s back; faster is "
+        "refused (joint_velocity_limit)",
+    ),
+    "max_stamp_age_s": (
+        10.0,
+        "Messages stamped more than this (s) before the node clock are refused (too_old)",
+    ),
+    "max_stamp_lead_s": (
+        1.0,
+        "Messages stamped more than this (s) after the node clock are refused (from_future)",
+    ),
+    "max_image_pixels": (
+        4096 * 4096,
+        "Images with more pixels (raw: height*width; compressed: the header) are refused "
+        "before they are copied or decoded",
+    ),
+    "tactile_sizes": (
+        [240, 320, 128, 160],
+        "Allowed tactile image sizes as flat [H, W, H, W, ...] ([] = any size)",
+    ),
+    "tactile_resize": (
+        "reject",
+        "reject: a tactile image of another size is refused (bad_image) | stretch: it is "
+        "stretched to 128x160 and counted on /diagnostics (tactile_stretched)",
+    ),
+    "max_prompt_chars": (
+        1000,
+        "Longer prompts are refused (bad_prompt; no chunk until a valid prompt); so are "
+        "prompts with a NUL character",
+    ),
+    "clock_jump_tolerance_s": (
+        0.5,
+        "The node clock going back by more than this (s; a bag loop under use_sim_time) "
+        "drops every buffered message and held tick",
+    ),
+    "clock_stall_s": (
+        2.0,
+        "The node clock not advancing for this long (wall s; /clock stopped) is reported "
+        "and drops the buffers likewise",
+    ),
     "prompt_topic": ("/restac/prompt", "std_msgs/String task prompt (reliable, transient local)"),
     "default_prompt": ("", "Prompt used until one is received ('' = wait for the prompt topic)"),
+    "pipeline": (
+        "default",
+        f"Input conventions: {' | '.join(PIPELINES)}. restac = the ResTacVLA fork's "
+        "(action_prev normalised with the action stats, first 6 action dims relative to "
+        "the state, ...; config/restac_preset.yaml, restac_ros/core/restac_preset.py)",
+    ),
     "reliable_inputs": (
         False,
         "Subscribe to sensor topics reliable (lossless replay from bag_player reliable:=true; "
@@ -109,9 +184,19 @@ def validate(p: dict) -> None:
     if p["tick_on"] not in TICK_SOURCES:
         raise ValueError(f"tick_on must be one of {TICK_SOURCES}, got {p['tick_on']!r}")
     UnstampedPolicy(p["unstamped_policy"])
-    for name in ("rate_hz", "diagnostics_period_s", "action_dt_s"):
+    check_pipeline(p["pipeline"])
+    if p["backend"] not in ("local", "remote"):
+        raise ValueError(f"backend must be local or remote, got {p['backend']!r}")
+    if not 0 < p["remote_port"] < 65536:
+        raise ValueError(f"remote_port must be in 1..65535, got {p['remote_port']}")
+    for name in ("rate_hz", "diagnostics_period_s", "action_dt_s", "remote_timeout_s",
+                 "remote_connect_timeout_s"):
         if not p[name] > 0:
             raise ValueError(f"{name} must be > 0, got {p[name]}")
+    for name in ("max_stamp_age_s", "max_stamp_lead_s", "clock_jump_tolerance_s",
+                 "clock_stall_s"):
+        if not 0 < p[name] < float("inf"):
+            raise ValueError(f"{name} must be finite and > 0, got {p[name]}")
 
 
 def action_space(p: dict, horizon: int) -> ActionSpace:
@@ -134,8 +219,22 @@ def observation_spec(
         joint_max_age_s=p["joint_max_age_s"],
         tactile_max_age_s=p["tactile_max_age_s"],
         default_prompt=p["default_prompt"] or None,
-        **backbone_flags(quantile_norm),
+        joint_position_min=tuple(p["joint_position_min"] or ()),
+        joint_position_max=tuple(p["joint_position_max"] or ()),
+        joint_velocity_max=tuple(p["joint_velocity_max"] or ()),
+        max_image_pixels=int(p["max_image_pixels"]),
+        tactile_sizes=tactile_sizes(p["tactile_sizes"]),
+        tactile_resize=p["tactile_resize"],
+        max_prompt_chars=int(p["max_prompt_chars"]),
+        **pipeline_flags(p["pipeline"], quantile_norm),
     )
+
+
+def tactile_sizes(flat) -> tuple[tuple[int, int], ...]:
+    values = list(flat or ())
+    if len(values) % 2:
+        raise ValueError(f"tactile_sizes must be [H, W, H, W, ...], got {values}")
+    return tuple((int(values[i]), int(values[i + 1])) for i in range(0, len(values), 2))
 
 
 def output_topics(p: dict) -> OutputTopics:

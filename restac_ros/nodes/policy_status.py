@@ -12,6 +12,7 @@ import threading
 import numpy as np
 
 from restac_ros.core.buffers import FreshnessReport, StreamCounters
+from restac_ros.core.input_checks import prompt_summary
 from restac_ros.nodes import diagnostics
 
 
@@ -19,6 +20,7 @@ class PolicyStatus:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.lifecycle = "unconfigured"
+        self.clock = "running"  # core.clock_watch state of the node clock
         self._model = ""
         self._warmup_ms = float("nan")
         self._error = ""
@@ -56,7 +58,7 @@ class PolicyStatus:
         """An observation (or message) refused: counted by key; the text says why."""
         self._reasons.add(key, detail)
         with self._lock:
-            self._last_reason = f"{key}: {detail}"
+            self._last_reason = diagnostics.bounded(f"{key}: {detail}")
 
     def skipped_busy(self) -> None:
         with self._lock:
@@ -108,7 +110,8 @@ class PolicyStatus:
                 "logvar": self._logvar,
                 "gate": self._gate,
                 "ticks_skipped_busy": self._busy_skips,
-                "prompt": "<none>" if prompt is None else repr(prompt),
+                "prompt": prompt_summary(prompt),
+                "clock": self.clock,
                 "last_rejection": self._last_reason or "<none>",
             }
             rates = {k: r.rate_hz() for k, r in self._rates.items()}
@@ -133,6 +136,8 @@ class PolicyStatus:
             level, message = diagnostics.ERROR, error
         elif lifecycle != "active":
             level, message = diagnostics.WARN, f"lifecycle state {lifecycle}"
+        elif self.clock == "stalled":
+            level, message = diagnostics.WARN, "no chunk: node clock stalled (no /clock?)"
         elif last_reason:
             level, message = diagnostics.WARN, f"no chunk: {last_reason}"
         else:

@@ -3,10 +3,10 @@ JAX port and trainer.  Nothing here imports rclpy; importing this package import
 neither torch nor jax (import the submodule you need).
 
 Modules
-- ``config``      hyper_parameters -> frozen, hashable ``VQVAEHParams``
-- ``vqgan``       taming-style observation Encoder
-- ``prophet``     per-view torchvision ResNet18 trunks + action/fusion MLPs -> mu, logvar
-- ``event_vq``    event encoder, residual VQ with EMA codebooks
+- ``config``      hyper_parameters (published names + ``restac_extensions``) -> ``VQVAEHParams``
+- ``vqgan``       taming ``Encoder`` (as vendored by UniT)
+- ``prophet``     one shared torchvision ResNet18 trunk + action/fusion MLPs -> mu, logvar
+- ``event_vq``    event encoder, EMA vector quantiser
 - ``model``       ``ResidualVQVAE`` (published state_dict layout), ``expected_shapes``
 - ``checkpoint``  strict ``read_checkpoint`` / ``load_model`` / ``save_checkpoint``
 - ``inputs``      explicit input conventions (layout HWC/CHW, range uint8/[0,1]/[-1,1])
@@ -16,14 +16,13 @@ Modules
 - ``train_step``, ``train``     ``restac-train-vqvae``
 - ``validate``    contact-detection AUROC on a held-out bag
 
-State-dict names below each contract prefix (the contract fixes prefixes, not
-sub-names; these follow the named upstream conventions):
-- ``prophet_encoder.view_encoders.{0,1,2}.<torchvision resnet18 names, fc removed>``,
-  ``.action_mlp.0``, ``.fusion.{0,1,3,4,6,7}`` (Linear, LayerNorm per depth),
-  ``.head_mu``, ``.head_logvar``
-- ``obs_encoder.<taming Encoder names>``; ``quant_conv`` (z -> z, 1x1)
-- ``event_encoder.conv_in``, ``.blocks.{i}.norm1/conv1/norm2/conv2``, ``.conv_out``
-- ``residual_vq.layers.{i}._codebook.embed [K, D] / cluster_size [K] / embed_avg [K, D]``
+State-dict names are those of the published fork's classes
+(Awilekong/openpi ``pi0_restac.py``; docs/vqvae.md lists them):
+- ``prophet_encoder.visual_backbone.{0,1,4,5,6,7}.<resnet18 names>``,
+  ``.action_mlp.0``, ``.fusion_body.{4i,4i+1}``, ``.head_mu``, ``.head_logvar``
+- ``obs_encoder.<taming Encoder names>``; ``quant_conv`` (z_channels -> 3, 1x1)
+- ``event_encoder.head.0``, ``.body.{0,1,2}.norm1/conv1/norm2/conv2``, ``.pre_pool``
+- ``residual_vq.embed [n_e, e_dim]``, ``.cluster_size [n_e]``, ``.embed_avg [n_e, e_dim]``
 
 Training-only decoders are *not* in ``state_dict``: ``restac-train-vqvae``
 stores them under the checkpoint's top-level ``restac_train_state`` entry,

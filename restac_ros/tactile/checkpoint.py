@@ -3,13 +3,16 @@
 Format: ``torch.save`` of a dict with ``state_dict`` (keys under the prefixes
 ``prophet_encoder.``, ``obs_encoder.``, ``quant_conv.``, ``event_encoder.``,
 ``residual_vq.``) and ``hyper_parameters`` (``ddconfig``, ``prophet_config``,
-``residual_vq_config``, ``use_event_encoder``).  Other top-level entries
+``residual_vq_config``, ``use_event_encoder``; optionally
+``restac_extensions``), with the sub-names of the published fork's classes
+(docs/vqvae.md).  Other top-level entries
 (Lightning's ``epoch``, ``optimizer_states``, ..., and this package's
 ``restac_train_state`` holding the trainer's decoder) are ignored by readers.
 
 Reading is strict: ``torch.load(weights_only=True)`` (no arbitrary
-unpickling), every expected key present, no extra key, every shape equal.
-Each failure raises ``CheckpointError`` naming the file and the problem.
+unpickling), every expected key present, no extra key, every shape equal,
+every floating-point tensor finite.  Each failure raises ``CheckpointError``
+naming the file and every offending key.
 """
 
 from __future__ import annotations
@@ -19,14 +22,14 @@ import pickle
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from restac_ros.tactile.config import HParamsError, VQVAEHParams, parse_hparams
+from restac_ros.tactile.config import EXTENSIONS_KEY, HParamsError, VQVAEHParams, parse_hparams
 from restac_ros.tactile.model import PREFIXES, ResidualVQVAE, expected_shapes
 
 TRAIN_STATE_KEY = "restac_train_state"
-_MAX_LISTED = 12
 
 
 class CheckpointError(RuntimeError):
@@ -34,13 +37,25 @@ class CheckpointError(RuntimeError):
 
 
 def _listed(keys) -> str:
-    keys = sorted(keys)
-    more = f" ... (+{len(keys) - _MAX_LISTED} more)" if len(keys) > _MAX_LISTED else ""
-    return ", ".join(keys[:_MAX_LISTED]) + more
+    return ", ".join(sorted(keys))
+
+
+def non_finite_keys(state: Mapping[str, Any]) -> list[str]:
+    """Floating-point entries holding NaN or inf, each as 'key (n NaN, m inf)'."""
+    bad = []
+    for key in sorted(state):
+        v = state[key] if isinstance(state[key], torch.Tensor) else torch.as_tensor(
+            np.asarray(state[key]))
+        if v.is_floating_point() and v.numel() and not bool(torch.isfinite(v).all()):
+            n_nan = int(torch.isnan(v).sum())
+            bad.append(f"{key} ({n_nan} NaN, {v.numel() - n_nan - int(torch.isfinite(v).sum())}"
+                       " inf)")
+    return bad
 
 
 def check_state_dict(state: Mapping[str, Any], hp: VQVAEHParams, where: str) -> None:
-    """Raise ``CheckpointError`` unless ``state`` has exactly the published keys and shapes."""
+    """Raise ``CheckpointError`` unless ``state`` has exactly the published keys and shapes
+    (every key named) and every floating-point tensor is finite."""
     want = expected_shapes(hp)
     missing = set(want) - set(state)
     extra = set(state) - set(want)
@@ -55,10 +70,17 @@ def check_state_dict(state: Mapping[str, Any], hp: VQVAEHParams, where: str) -> 
         if shape != want[key]:
             wrong.append(f"{key} has shape {list(shape)}, expected {list(want[key])}")
     if wrong:
-        problems.append(f"wrong shapes ({len(wrong)}): " + "; ".join(wrong[:_MAX_LISTED]))
+        problems.append(f"wrong shapes ({len(wrong)}): " + "; ".join(wrong))
     if problems:
-        raise CheckpointError(f"{where}: state_dict does not match the published layout: "
+        layout = "the published layout"
+        if not hp.ext.is_published():
+            layout = f"the layout of its hparams ({EXTENSIONS_KEY} {hp.to_dict()[EXTENSIONS_KEY]})"
+        raise CheckpointError(f"{where}: state_dict does not match {layout}: "
                               + " | ".join(problems))
+    bad = non_finite_keys(state)
+    if bad:
+        raise CheckpointError(f"{where}: state_dict holds non-finite weights in "
+                              f"{len(bad)} tensor(s): {'; '.join(bad)}")
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu"
@@ -88,9 +110,12 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             raise CheckpointError(f"{where}: top-level dict lacks '{key}' "
                                   f"(has: {_listed(map(str, raw))})")
     state = raw["state_dict"]
-    if not isinstance(state, Mapping) or not all(
-            isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{where}: 'state_dict' is not a dict of tensors")
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{where}: 'state_dict' is a {type(state).__name__}, not a dict")
+    not_tensors = [str(k) for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise CheckpointError(f"{where}: 'state_dict' entries that are not tensors: "
+                              f"{_listed(not_tensors)}")
     try:
         hp = parse_hparams(raw["hyper_parameters"], where)
     except HParamsError as exc:

@@ -1,14 +1,19 @@
-"""Event encoder and residual VQ with EMA codebooks (PyTorch).
+"""Event encoder and EMA vector quantiser (PyTorch), in the published layout.
 
-Event encoder (``event_encoder.``): concat(mu, z_real - mu) -> ``conv_in`` 3x3
-to ``event_hidden_dim`` + exact GELU -> ``blocks.{i}`` residual blocks
-(GroupNorm(8, eps 1e-5) -> GELU -> 3x3 conv, twice, plus identity skip) ->
-``conv_out`` 1x1 to ``dim`` -> global max pool -> h_event [B, dim].
+Event encoder (``event_encoder.``, the published ``EventEncoderPT``):
+concat(mu, z_real - mu) (6 ch) -> ``head.0`` 3x3 conv to 64 + exact GELU ->
+``body.{0,1,2}`` residual blocks (``norm1``/``conv1``/``norm2``/``conv2``:
+GroupNorm(8, eps 1e-5) -> GELU -> 3x3 conv, twice, plus identity skip) ->
+``pre_pool`` 1x1 conv to ``e_dim`` -> global max pool -> h_event [B, e_dim].
 
-Residual VQ (``residual_vq.layers.{i}._codebook.``): buffers ``embed`` [K, D],
-``cluster_size`` [K], ``embed_avg`` [K, D].  Lookup uses ``embed`` (squared L2
-nearest); stage i quantises the residual left by stages < i; q_event is the
-sum of the selected entries.  n_q = 1 is the published layout.
+Quantiser (``residual_vq.``, the published ``VectorQuantizerEMA``): buffers
+``embed`` [n_e, e_dim] and, with ``use_ema``, ``cluster_size`` [n_e] and
+``embed_avg`` [n_e, e_dim].  Lookup: squared-L2 nearest row of ``embed``
+computed as |z|^2 + |e|^2 - 2 z.e (the published order of operations); the
+output is z + (e - z), as the published straight-through expression gives in
+eval.  "Residual" in the published model means z_real - mu; it has one stage.
+Extension ``num_quantizers`` > 1: stages ``residual_vq.stages.{i}`` with the
+same buffers, stage i quantising what stages < i left.
 """
 
 from __future__ import annotations
@@ -17,18 +22,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from restac_ros.tactile.config import ResidualVQConfig
-
-
-def _gn8(c: int) -> nn.GroupNorm:
-    return nn.GroupNorm(8, c, eps=1e-5)
+from restac_ros.tactile.config import EVENT_HIDDEN_DIM, EVENT_NUM_RES_BLOCKS, ResidualVQConfig
 
 
 class EventResBlock(nn.Module):
     def __init__(self, c: int):
         super().__init__()
-        self.norm1, self.conv1 = _gn8(c), nn.Conv2d(c, c, 3, 1, 1)
-        self.norm2, self.conv2 = _gn8(c), nn.Conv2d(c, c, 3, 1, 1)
+        self.norm1, self.conv1 = nn.GroupNorm(8, c), nn.Conv2d(c, c, 3, padding=1)
+        self.norm2, self.conv2 = nn.GroupNorm(8, c), nn.Conv2d(c, c, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.gelu(self.norm1(x)))
@@ -36,57 +37,59 @@ class EventResBlock(nn.Module):
 
 
 class EventEncoder(nn.Module):
-    def __init__(self, z_channels: int, cfg: ResidualVQConfig):
+    def __init__(self, latent_channels: int, out_dim: int):
         super().__init__()
-        hid = cfg.event_hidden_dim
-        self.conv_in = nn.Conv2d(2 * z_channels, hid, 3, 1, 1)
-        self.blocks = nn.ModuleList(EventResBlock(hid) for _ in range(cfg.event_num_res_blocks))
-        self.conv_out = nn.Conv2d(hid, cfg.dim, 1)
+        hid = EVENT_HIDDEN_DIM
+        self.head = nn.Sequential(nn.Conv2d(2 * latent_channels, hid, 3, padding=1), nn.GELU())
+        self.body = nn.Sequential(*(EventResBlock(hid) for _ in range(EVENT_NUM_RES_BLOCKS)))
+        self.pre_pool = nn.Conv2d(hid, out_dim, 1)
 
     def forward(self, mu: torch.Tensor, z_real: torch.Tensor) -> torch.Tensor:
-        h = F.gelu(self.conv_in(torch.cat([mu, z_real - mu], dim=1)))
-        for block in self.blocks:
-            h = block(h)
-        return torch.amax(self.conv_out(h), dim=(2, 3))
+        h = self.pre_pool(self.body(self.head(torch.cat([mu, z_real - mu], dim=1))))
+        return torch.amax(h, dim=(2, 3))
 
 
-class EMACodebook(nn.Module):
-    def __init__(self, codebook_size: int, dim: int):
+class Codebook(nn.Module):
+    """One EMA codebook: ``embed`` (+ ``cluster_size``, ``embed_avg`` with EMA)."""
+
+    def __init__(self, n_e: int, e_dim: int, use_ema: bool):
         super().__init__()
-        self.register_buffer("embed", torch.randn(codebook_size, dim))
-        self.register_buffer("cluster_size", torch.zeros(codebook_size))
-        self.register_buffer("embed_avg", self.embed.clone())
+        self.register_buffer("embed", torch.randn(n_e, e_dim))
+        if use_ema:
+            self.register_buffer("cluster_size", torch.zeros(n_e))
+            self.register_buffer("embed_avg", self.embed.clone())
 
-    def nearest(self, x: torch.Tensor) -> torch.Tensor:
-        """Index of the squared-L2 nearest ``embed`` row for each row of x [N, D]."""
+    def nearest(self, z: torch.Tensor) -> torch.Tensor:
+        """Index of the squared-L2 nearest ``embed`` row for each row of z [N, D]."""
         e = self.embed
-        dist = x.pow(2).sum(1, keepdim=True) - 2.0 * (x @ e.t()) + e.pow(2).sum(1)[None, :]
-        return dist.argmin(dim=1)
+        d = (torch.sum(z**2, dim=1, keepdim=True) + torch.sum(e**2, dim=1)
+             - 2 * torch.matmul(z, e.t()))
+        return torch.argmin(d, dim=1)
 
 
-class _Layer(nn.Module):
-    def __init__(self, codebook_size: int, dim: int):
-        super().__init__()
-        self._codebook = EMACodebook(codebook_size, dim)
+class ResidualVQ(Codebook):
+    """The published single quantiser (buffers on this module) or, as an extension,
+    ``stages`` of codebooks (no buffers here)."""
 
+    def __init__(self, cfg: ResidualVQConfig, num_quantizers: int = 1):
+        if num_quantizers == 1:
+            super().__init__(cfg.n_e, cfg.e_dim, cfg.use_ema)
+        else:
+            nn.Module.__init__(self)
+            self.stages = nn.ModuleList(Codebook(cfg.n_e, cfg.e_dim, cfg.use_ema)
+                                        for _ in range(num_quantizers))
 
-class ResidualVQ(nn.Module):
-    def __init__(self, cfg: ResidualVQConfig):
-        super().__init__()
-        self.layers = nn.ModuleList(_Layer(cfg.codebook_size, cfg.dim)
-                                    for _ in range(cfg.num_quantizers))
+    def codebooks(self) -> list[Codebook]:
+        return list(self.stages) if hasattr(self, "stages") else [self]
 
-    def codebooks(self) -> list[EMACodebook]:
-        return [layer._codebook for layer in self.layers]
-
-    def forward(self, x: torch.Tensor):
-        """x [B, D] -> (q [B, D], codes int64 [B, n_q], per-stage quantized list)."""
-        residual, q_sum, codes, stages = x, torch.zeros_like(x), [], []
+    def forward(self, z: torch.Tensor):
+        """z [B, D] -> (q [B, D], codes int64 [B, n_q], per-stage quantized list)."""
+        residual, q_sum, codes, stages = z, None, [], []
         for cb in self.codebooks():
             idx = cb.nearest(residual)
-            q = F.embedding(idx, cb.embed)
+            q = residual + (cb.embed[idx] - residual)
             codes.append(idx)
             stages.append(q)
-            q_sum = q_sum + q
+            q_sum = q if q_sum is None else q_sum + q
             residual = residual - q
         return q_sum, torch.stack(codes, dim=1), stages

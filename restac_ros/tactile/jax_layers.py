@@ -88,13 +88,19 @@ def max_pool_3x3_s2(x):
                                  ((0, 0), (1, 1), (1, 1), (0, 0)))
 
 
+def avg_pool_2x2(x):
+    b, h, w, c = x.shape
+    return jnp.mean(x.reshape(b, h // 2, 2, w // 2, 2, c), axis=(2, 4))
+
+
 def resnet18(p, prefix: str, x):
-    """torchvision resnet18 up to the global average pool (fc = identity): [B,H,W,3] -> [B,512]."""
-    x = conv(p, prefix + "conv1", x, stride=2, padding=[(3, 3), (3, 3)])
-    x = max_pool_3x3_s2(jax.nn.relu(batch_norm(p, prefix + "bn1", x)))
+    """torchvision resnet18 kept as ``nn.Sequential(*children[:-1])`` (keys ``0`` conv1,
+    ``1`` bn1, ``4..7`` layer1..4), up to the global average pool: [B,H,W,3] -> [B,512]."""
+    x = conv(p, prefix + "0", x, stride=2, padding=[(3, 3), (3, 3)])
+    x = max_pool_3x3_s2(jax.nn.relu(batch_norm(p, prefix + "1", x)))
     for layer in range(1, 5):
         for blk in range(2):
-            n = f"{prefix}layer{layer}.{blk}."
+            n = f"{prefix}{layer + 3}.{blk}."
             stride = 2 if (layer > 1 and blk == 0) else 1
             h = jax.nn.relu(batch_norm(p, n + "bn1", conv(p, n + "conv1", x, stride=stride)))
             h = batch_norm(p, n + "bn2", conv(p, n + "conv2", h))

@@ -10,7 +10,9 @@ action_prev float32 [B, 7] (raw joint delta over one control step, see
 ``restac_ros.model.observation``).  Output: ``VQVAEJaxOutput``
 (a registered pytree NamedTuple) with codes int32 [B, n_q], q_event [B, 64],
 logvar [B, 1], mu / z_real [B, 16, 20, 3] (NHWC) and h_event [B, 64].
-BatchNorm runs in eval mode from the running statistics.
+BatchNorm runs in eval mode from the running statistics.  Parameters are the
+published state_dict (docs/vqvae.md) keyed by their torch names; loading is as
+strict as ``checkpoint.read_checkpoint`` (every key, shape, finite values).
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from restac_ros.tactile.config import VQVAEHParams, parse_hparams
+from restac_ros.tactile.config import EVENT_NUM_RES_BLOCKS, VQVAEHParams, parse_hparams
 from restac_ros.tactile.jax_layers import (
     HI,
+    avg_pool_2x2,
     conv,
     gelu,
     group_norm,
@@ -103,18 +106,25 @@ def stack_views(images: Mapping[str, jax.Array], xp: Any = jnp) -> jax.Array:
 
 def _prophet(p, hp: VQVAEHParams, visual3, action_prev):
     pc, pre = hp.prophet, "prophet_encoder."
-    feats = []
-    for v in range(pc.num_views):
-        x = ((visual3[:, v] + 1.0) / 2.0 - IMAGENET_MEAN) / IMAGENET_STD
-        x = resize_bilinear(x, (pc.image_size, pc.image_size))
-        feats.append(resnet18(p, f"{pre}view_encoders.{v}.", x))
-    feats.append(jax.nn.relu(linear(p, pre + "action_mlp.0", action_prev)))
-    h = jnp.concatenate(feats, axis=1)
-    for i in range(pc.fusion_depth):
-        h = gelu(layer_norm(p, f"{pre}fusion.{3 * i + 1}", linear(p, f"{pre}fusion.{3 * i}", h)))
-    b, zc = h.shape[0], hp.dd.z_channels
-    mu = linear(p, pre + "head_mu", h).reshape(b, zc, *pc.mu_size).transpose(0, 2, 3, 1)
-    return resize_bilinear(mu, hp.dd.z_hw), linear(p, pre + "head_logvar", h)
+    x = ((visual3 + 1.0) / 2.0 - IMAGENET_MEAN) / IMAGENET_STD
+    b, nv = x.shape[:2]
+    x = x.reshape(b * nv, *x.shape[2:])
+    if hp.ext.prophet_input_size is not None:
+        x = resize_bilinear(x, (hp.ext.prophet_input_size,) * 2)
+    if hp.ext.shared_visual_backbone:
+        feat = resnet18(p, pre + "visual_backbone.", x).reshape(b, nv, -1)
+    else:
+        x = x.reshape(b, nv, *x.shape[1:])
+        feat = jnp.stack([resnet18(p, f"{pre}visual_backbones.{v}.", x[:, v])
+                          for v in range(nv)], axis=1)
+    feat = feat.reshape(b, -1) if pc.view_fusion == "concat" else jnp.mean(feat, axis=1)
+    h = jnp.concatenate([feat, jax.nn.relu(linear(p, pre + "action_mlp.0", action_prev))], axis=1)
+    for i in range(pc.num_fusion_blocks):
+        n = f"{pre}fusion_body."
+        h = gelu(layer_norm(p, f"{n}{4 * i + 1}", linear(p, f"{n}{4 * i}", h)))
+    c, hb, wb = pc.latent_shape[0], *pc.bottleneck_resolution
+    mu = linear(p, pre + "head_mu", h).reshape(b, c, hb, wb).transpose(0, 2, 3, 1)
+    return resize_bilinear(mu, tuple(pc.latent_shape[1:])), linear(p, pre + "head_logvar", h)
 
 
 def _resblock(p, n: str, x):
@@ -144,8 +154,10 @@ def _obs_encoder(p, hp: VQVAEHParams, x):
             h = _resblock(p, f"{pre}down.{lvl}.block.{j}.", h)
             if f"{pre}down.{lvl}.attn.{j}.q.weight" in p:
                 h = _attn(p, f"{pre}down.{lvl}.attn.{j}.", h)
-        if lvl != dd.num_down:
+        if lvl != dd.num_down and dd.resamp_with_conv:
             h = conv(p, f"{pre}down.{lvl}.downsample.conv", h, stride=2, padding=[(0, 1), (0, 1)])
+        elif lvl != dd.num_down:
+            h = avg_pool_2x2(h)
     h = _resblock(p, pre + "mid.block_1.", h)
     h = _attn(p, pre + "mid.attn_1.", h)
     h = _resblock(p, pre + "mid.block_2.", h)
@@ -153,26 +165,34 @@ def _obs_encoder(p, hp: VQVAEHParams, x):
     return conv(p, "quant_conv", h)
 
 
-def _event_encoder(p, hp: VQVAEHParams, mu, z_real):
+def _event_encoder(p, mu, z_real):
     pre = "event_encoder."
-    h = gelu(conv(p, pre + "conv_in", jnp.concatenate([mu, z_real - mu], axis=-1)))
-    for i in range(hp.rvq.event_num_res_blocks):
-        n = f"{pre}blocks.{i}."
+    h = gelu(conv(p, pre + "head.0", jnp.concatenate([mu, z_real - mu], axis=-1)))
+    for i in range(EVENT_NUM_RES_BLOCKS):
+        n = f"{pre}body.{i}."
         r = conv(p, n + "conv1", gelu(group_norm(p, n + "norm1", h, 8, 1e-5)))
         h = h + conv(p, n + "conv2", gelu(group_norm(p, n + "norm2", r, 8, 1e-5)))
-    return jnp.max(conv(p, pre + "conv_out", h), axis=(1, 2))
+    return jnp.max(conv(p, pre + "pre_pool", h), axis=(1, 2))
+
+
+def codebook_prefixes(hp: VQVAEHParams) -> list[str]:
+    """State-dict prefix of each quantiser stage (one published stage: ``residual_vq.``)."""
+    if hp.num_quantizers == 1:
+        return ["residual_vq."]
+    return [f"residual_vq.stages.{i}." for i in range(hp.num_quantizers)]
 
 
 def _residual_vq(p, hp: VQVAEHParams, x):
-    residual, q_sum, codes = x, jnp.zeros_like(x), []
-    for i in range(hp.rvq.num_quantizers):
-        e = p[f"residual_vq.layers.{i}._codebook.embed"]
-        dist = (jnp.sum(residual * residual, axis=1, keepdims=True)
-                - 2.0 * jnp.matmul(residual, e.T, precision=HI) + jnp.sum(e * e, axis=1)[None])
+    residual, q_sum, codes = x, None, []
+    for pre in codebook_prefixes(hp):
+        e = p[pre + "embed"]
+        dist = (jnp.sum(residual * residual, axis=1, keepdims=True) + jnp.sum(e * e, axis=1)[None]
+                - 2.0 * jnp.matmul(residual, e.T, precision=HI))
         idx = jnp.argmin(dist, axis=1).astype(jnp.int32)
-        q = e[idx]
+        q = residual + (e[idx] - residual)
         codes.append(idx)
-        q_sum, residual = q_sum + q, residual - q
+        q_sum = q if q_sum is None else q_sum + q
+        residual = residual - q
     return q_sum, jnp.stack(codes, axis=1)
 
 
@@ -180,7 +200,7 @@ def vqvae_forward(params, hparams: VQVAEHParams, tactile, visual3, action_prev) 
     """Pure-JAX forward; jit with ``static_argnums=1`` (or close over ``hparams``)."""
     mu, logvar = _prophet(params, hparams, visual3, action_prev)
     z_real = _obs_encoder(params, hparams, tactile)
-    h_event = _event_encoder(params, hparams, mu, z_real)
+    h_event = _event_encoder(params, mu, z_real)
     q_event, codes = _residual_vq(params, hparams, h_event)
     return VQVAEJaxOutput(codes=codes, q_event=q_event, logvar=logvar, mu=mu, z_real=z_real,
                           h_event=h_event)

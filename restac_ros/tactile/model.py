@@ -2,9 +2,11 @@
 
 Top-level children give the key prefixes of CONTRACT.md section 2:
 ``prophet_encoder.``, ``obs_encoder.``, ``quant_conv.``, ``event_encoder.``,
-``residual_vq.``.  ``forward`` takes already-converted tensors: tactile
-[B, 3, 128, 160] in [-1, 1], views [B, V, 3, 224, 224] in [-1, 1], action_prev
-[B, 7] (raw units, state_t - state_{t-1}); input conventions are handled by
+``residual_vq.``, with the published fork's sub-layout (see each module and
+docs/vqvae.md).  ``quant_conv`` maps z_channels -> latent_shape[0] (1x1).
+``forward`` takes already-converted tensors: tactile [B, 3, 128, 160] in
+[-1, 1], views [B, V, 3, 224, 224] in [-1, 1], action_prev [B, 7] (raw units,
+state_t - state_{t-1}); input conventions are handled by
 ``ResidualVQVAEWrapper``.
 """
 
@@ -41,9 +43,9 @@ class ResidualVQVAE(nn.Module):
         self.hp = hp
         self.prophet_encoder = Prophet(hp)
         self.obs_encoder = Encoder(hp.dd)
-        self.quant_conv = nn.Conv2d(hp.dd.z_channels, hp.dd.z_channels, 1)
-        self.event_encoder = EventEncoder(hp.dd.z_channels, hp.rvq)
-        self.residual_vq = ResidualVQ(hp.rvq)
+        self.quant_conv = nn.Conv2d(hp.dd.z_channels, hp.latent_channels, 1)
+        self.event_encoder = EventEncoder(hp.latent_channels, hp.rvq.e_dim)
+        self.residual_vq = ResidualVQ(hp.rvq, hp.num_quantizers)
 
     def encode_tactile(self, tactile: torch.Tensor) -> torch.Tensor:
         return self.quant_conv(self.obs_encoder(tactile))

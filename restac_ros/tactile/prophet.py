@@ -1,15 +1,25 @@
 """Prophet: predicts the expected tactile latent ``mu`` and its uncertainty ``logvar``.
 
-Per-view torchvision ResNet18 trunks (``view_encoders.{v}``, ``fc`` = identity,
-so the keys are torchvision's ``conv1``/``bn1``/``layer1..4``), an action MLP
-(``action_mlp.0``: 7 -> 128, ReLU) and a fusion MLP (``fusion.{3i,3i+1}``:
-Linear/LayerNorm/exact-GELU, ``fusion_depth`` times, width ``fusion_hidden_dim``),
-then ``head_mu`` (reshaped channels-first to [B, z, *mu_size], bilinearly
-upsampled with align_corners=False to the encoder's latent size when that
-differs) and ``head_logvar`` -> [B, 1].
+Layout of the published ``SpatialTemporalProphetPT`` (key names below
+``prophet_encoder.``):
+- ``visual_backbone.{0,1,4,5,6,7}``: ONE torchvision ResNet18 without ``fc``,
+  as an ``nn.Sequential`` of its children (conv1, bn1, relu, maxpool,
+  layer1..4, avgpool), shared by all views: the views are folded into the batch.
+- ``action_mlp.0``: Linear(action_dim, hidden_dims[0]), ReLU, Dropout(0.1).
+- ``fusion_body.{4i,4i+1}``: ``max(1, fusion_depth - 1)`` blocks of
+  Linear/LayerNorm(eps 1e-5)/exact GELU/Dropout(0.1), width ``mid_dim``, on
+  concat(view features (view-major, 3 x 512 for 'concat', their mean for
+  'mean'), action features).
+- ``head_mu``: reshaped channels-first to [B, C, *bottleneck_resolution] and
+  bilinearly upsampled (align_corners False) to ``latent_shape`` if it differs;
+  ``head_logvar`` -> [B, 1].
 
 Input views are [B, V, 3, H, W] in [-1, 1] (order: base, left wrist, right
-wrist); they are mapped to [0, 1] and ImageNet-normalised here.
+wrist); they are mapped to [0, 1] and ImageNet-normalised here, the same
+operations in the same order as the published wrapper.  Extensions
+(``restac_extensions``): ``shared_visual_backbone=False`` keeps one trunk per
+view under ``visual_backbones.{v}``; ``prophet_input_size`` resizes the
+normalised views before the trunk.
 """
 
 from __future__ import annotations
@@ -19,56 +29,70 @@ import torchvision
 from torch import nn
 from torch.nn import functional as F
 
-from restac_ros.tactile.config import RESNET_FEATURE_DIM, VQVAEHParams
+from restac_ros.tactile.config import VQVAEHParams
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+DROPOUT = 0.1  # published; identity at inference
 
 
-def resnet18_trunk() -> nn.Module:
-    net = torchvision.models.resnet18(weights=None)
-    net.fc = nn.Identity()
-    return net
+def resnet18_trunk() -> nn.Sequential:
+    """torchvision resnet18 children without ``fc``: keys 0 (conv1), 1 (bn1), 4..7 (layer1..4)."""
+    return nn.Sequential(*list(torchvision.models.resnet18(weights=None).children())[:-1])
+
+
+def _fusion_block(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Linear(cin, cout), nn.LayerNorm(cout, eps=1e-5), nn.GELU(approximate="none"),
+            nn.Dropout(DROPOUT)]
 
 
 class Prophet(nn.Module):
     def __init__(self, hp: VQVAEHParams):
         super().__init__()
-        pc = hp.prophet
-        self.image_size = pc.image_size
-        self.mu_size = tuple(pc.mu_size)
-        self.z_channels = hp.dd.z_channels
-        self.z_hw = hp.dd.z_hw
-        self.view_encoders = nn.ModuleList(resnet18_trunk() for _ in range(pc.num_views))
-        self.action_mlp = nn.Sequential(nn.Linear(pc.action_dim, pc.action_hidden_dim), nn.ReLU())
-        layers: list[nn.Module] = []
-        width = pc.num_views * RESNET_FEATURE_DIM + pc.action_hidden_dim
-        for _ in range(pc.fusion_depth):
-            layers += [nn.Linear(width, pc.fusion_hidden_dim),
-                       nn.LayerNorm(pc.fusion_hidden_dim, eps=1e-5),
-                       nn.GELU(approximate="none")]
-            width = pc.fusion_hidden_dim
-        self.fusion = nn.Sequential(*layers)
-        self.head_mu = nn.Linear(width, self.z_channels * self.mu_size[0] * self.mu_size[1])
-        self.head_logvar = nn.Linear(width, 1)
-        self.register_buffer("imagenet_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
+        pc = self.pc = hp.prophet
+        self.input_size = hp.ext.prophet_input_size
+        if hp.ext.shared_visual_backbone:
+            self.visual_backbone = resnet18_trunk()
+        else:
+            self.visual_backbones = nn.ModuleList(resnet18_trunk() for _ in range(pc.num_views))
+        self.action_mlp = nn.Sequential(nn.Linear(pc.action_dim, pc.action_hidden_dim),
+                                        nn.ReLU(), nn.Dropout(DROPOUT))
+        layers = _fusion_block(pc.visual_feat_dim + pc.action_hidden_dim, pc.mid_dim)
+        for _ in range(pc.num_fusion_blocks - 1):
+            layers += _fusion_block(pc.mid_dim, pc.mid_dim)
+        self.fusion_body = nn.Sequential(*layers)
+        c, hb, wb = pc.latent_shape[0], *pc.bottleneck_resolution
+        self.head_mu = nn.Linear(pc.mid_dim, c * hb * wb)
+        self.head_logvar = nn.Linear(pc.mid_dim, 1)
+        self.register_buffer("imagenet_mean", torch.tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1),
                              persistent=False)
-        self.register_buffer("imagenet_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
+        self.register_buffer("imagenet_std", torch.tensor(IMAGENET_STD).view(1, 1, 3, 1, 1),
                              persistent=False)
 
+    def view_features(self, views: torch.Tensor) -> torch.Tensor:
+        """views [B, V, 3, H, W] in [-1, 1] -> [B, V, 512]."""
+        x = (views + 1.0) / 2.0
+        x = (x - self.imagenet_mean) / self.imagenet_std
+        b, v = x.shape[:2]
+        x = x.reshape(b * v, *x.shape[2:])
+        if self.input_size is not None and x.shape[-2:] != (self.input_size,) * 2:
+            x = F.interpolate(x, size=(self.input_size,) * 2, mode="bilinear",
+                              align_corners=False)
+        if hasattr(self, "visual_backbone"):
+            return self.visual_backbone(x).flatten(1).reshape(b, v, -1)
+        x = x.reshape(b, v, *x.shape[1:])
+        return torch.stack([t(x[:, i]).flatten(1) for i, t in enumerate(self.visual_backbones)],
+                           dim=1)
+
     def forward(self, views: torch.Tensor, action_prev: torch.Tensor):
-        """views [B, V, 3, H, W] in [-1, 1]; action_prev [B, 7] -> (mu [B,z,h,w], logvar [B,1])."""
-        feats = []
-        for v, trunk in enumerate(self.view_encoders):
-            x = (views[:, v] + 1.0) / 2.0
-            x = (x - self.imagenet_mean) / self.imagenet_std
-            if x.shape[-2:] != (self.image_size, self.image_size):
-                x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
-                                  align_corners=False)
-            feats.append(trunk(x))
-        feats.append(self.action_mlp(action_prev))
-        h = self.fusion(torch.cat(feats, dim=1))
-        mu = self.head_mu(h).reshape(h.shape[0], self.z_channels, *self.mu_size)
-        if self.mu_size != self.z_hw:
-            mu = F.interpolate(mu, size=self.z_hw, mode="bilinear", align_corners=False)
+        """views [B, V, 3, H, W] in [-1, 1]; action_prev [B, action_dim] -> (mu, logvar)."""
+        feat = self.view_features(views)
+        b = feat.shape[0]
+        feat = feat.reshape(b, -1) if self.pc.view_fusion == "concat" else feat.mean(dim=1)
+        h = self.fusion_body(torch.cat([feat, self.action_mlp(action_prev)], dim=1))
+        c, hb, wb = self.pc.latent_shape[0], *self.pc.bottleneck_resolution
+        mu = self.head_mu(h).view(b, c, hb, wb)
+        if (hb, wb) != tuple(self.pc.latent_shape[1:]):
+            mu = F.interpolate(mu, size=tuple(self.pc.latent_shape[1:]), mode="bilinear",
+                               align_corners=False)
         return mu, self.head_logvar(h)

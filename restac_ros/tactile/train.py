@@ -5,16 +5,20 @@ Reads frames with ``bag_frames.read_bag_frames``: the core's ``BagDataset`` +
 camera views and raw ``action_prev`` the policy's tactile encoder sees.  Trains
 reconstruction, the Prophet (Gaussian NLL with logvar) and the event encoder +
 EMA codebooks (``train_step.py``),
-and writes a published-format ``.ckpt`` that ``ResidualVQVAEWrapper`` and
-``load_jax_vqvae`` load strictly.  The training-only decoders go to the
-checkpoint's top-level ``restac_train_state`` entry, outside ``state_dict``.
+and writes a ``.ckpt`` in the published fork's layout and hparams names
+(docs/vqvae.md): ``ResidualVQVAEWrapper``, ``load_jax_vqvae`` and the fork's own
+wrapper load it.  The training-only decoders go to the checkpoint's top-level
+``restac_train_state`` entry, outside ``state_dict`` (as Lightning keeps
+``optimizer_states``), which every reader ignores.
 
-Training runs in two stages (see ``train_vqvae``).  Defaults are sized for a
-CPU and small data: ch 32, one residual block per level, a 64-entry codebook
-and the Prophet trunks fed 64x64 views
-(``prophet_config.image_size``; the published model uses 224).  Every size is
-a flag; ``--prophet-image-size 224 --ch 128 --num-res-blocks 2`` gives the
-published shapes.
+Training runs in two stages (see ``train_vqvae``).  Widths default small for a
+CPU and small data (ch 32, one residual block per level, a 64-entry codebook),
+still the published layout; ``--ch 128 --num-res-blocks 2 --codebook-size 512``
+gives the published sizes.  ``--num-quantizers N>1`` and
+``--prophet-image-size S`` (views resized to SxS before the ResNet, a CPU
+shortcut) are restac_ros extensions: they are written under
+``hyper_parameters['restac_extensions']`` and the fork's wrapper cannot run
+such a file.
 """
 
 from __future__ import annotations
@@ -42,19 +46,20 @@ from restac_ros.tactile.train_step import LossWeights, VQVAETrainer
 from restac_ros.tactile.wrapper import auto_device
 
 
-def frames_to_tensors(frames: BagFrames, image_size: int) -> dict[str, torch.Tensor]:
-    """Frames ([-1, 1], HWC) -> CHW tensors; views pre-resized to the Prophet's input size
-    (bilinear commutes with the per-channel affine ImageNet normalisation)."""
+def frames_to_tensors(frames: BagFrames, image_size: int | None) -> dict[str, torch.Tensor]:
+    """Frames ([-1, 1], HWC) -> CHW tensors; with ``image_size`` (the prophet_input_size
+    extension) views pre-resized to it (bilinear commutes with the per-channel affine
+    ImageNet normalisation)."""
     tactile = torch.from_numpy(frames.tactile).permute(0, 3, 1, 2).float()
     views = []
     for start in range(0, len(frames), 64):
         v = torch.from_numpy(frames.views[start:start + 64]).float()
         b, nv, h, w, c = v.shape
         v = v.permute(0, 1, 4, 2, 3).reshape(b * nv, c, h, w)
-        if (h, w) != (image_size, image_size):
+        if image_size is not None and (h, w) != (image_size, image_size):
             v = F.interpolate(v, size=(image_size, image_size), mode="bilinear",
                               align_corners=False)
-        views.append(v.reshape(b, nv, c, image_size, image_size))
+        views.append(v.reshape(b, nv, c, *v.shape[-2:]))
     return {"tactile": tactile.contiguous(), "views": torch.cat(views).contiguous(),
             "action_prev": torch.from_numpy(frames.action_prev).float()}
 
@@ -106,7 +111,7 @@ def train_vqvae(frames: BagFrames, hp: VQVAEHParams, *, steps: int = 300,
     n = len(frames)
     if n < 2:
         raise ValueError(f"need at least 2 frames to train, got {n} from {frames.source}")
-    data = frames_to_tensors(frames, hp.prophet.image_size)
+    data = frames_to_tensors(frames, hp.ext.prophet_input_size)
     trainer = VQVAETrainer(hp).to(device)
     weights = weights or LossWeights()
     params = list(trainer.parameters())
@@ -159,9 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--ch", type=int, default=32, help="VQGAN base width (multiple of 32)")
     p.add_argument("--num-res-blocks", type=int, default=1)
-    p.add_argument("--codebook-size", type=int, default=64)
-    p.add_argument("--num-quantizers", type=int, default=1)
-    p.add_argument("--prophet-image-size", type=int, default=64)
+    p.add_argument("--codebook-size", type=int, default=64, help="residual_vq_config.n_e")
+    p.add_argument("--num-quantizers", type=int, default=1,
+                   help="codebook stages; >1 is a restac_ros extension (not the published format)")
+    p.add_argument("--prophet-image-size", type=int, default=None,
+                   help="resize views to this square before the ResNet (a restac_ros extension; "
+                        "default: the views' own 224x224, as published)")
     p.add_argument("--rate", type=float, default=15.0,
                    help="observation rate in bag time, Hz (default: the 15 Hz control rate)")
     p.add_argument("--device", default=None, help="cpu/cuda (default: cuda if available)")
@@ -176,9 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device) if args.device else auto_device()
-    hp = default_hparams(ch=args.ch, codebook_size=args.codebook_size,
+    hp = default_hparams(ch=args.ch, n_e=args.codebook_size,
                          num_quantizers=args.num_quantizers, num_res_blocks=args.num_res_blocks,
-                         image_size=args.prophet_image_size)
+                         prophet_input_size=args.prophet_image_size)
     t0 = time.perf_counter()
     try:
         frames = concat_frames([read_bag_frames(b, rate_hz=args.rate) for b in args.bag])

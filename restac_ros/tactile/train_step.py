@@ -13,8 +13,9 @@ the checkpoint's top-level ``restac_train_state`` entry, which readers ignore):
 Losses: recon L1 + Gaussian NLL of z_real (stop-grad) under N(mu, exp(logvar))
 (0.5 * (mean sq. error * exp(-logvar) + logvar)) + residual reconstruction
 through the straight-through q_event + commitment
-``commitment_weight * |h_event - sg(q)|^2``.  Codebooks are updated by EMA
-(decay from ``residual_vq_config``), initialised from the first batch's
+``beta * |h_event - sg(q)|^2``.  Codebooks are updated by EMA
+(``ema_decay``, ``ema_epsilon`` from ``residual_vq_config``, the published
+VectorQuantizerEMA's buffers ``cluster_size``/``embed_avg``), initialised from the first batch's
 residuals, and dead codes (unused for ``dead_after`` consecutive steps) are
 restarted from random residuals of the current batch.
 
@@ -31,7 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from restac_ros.tactile.config import VQVAEHParams
-from restac_ros.tactile.event_vq import EMACodebook
+from restac_ros.tactile.event_vq import Codebook
 from restac_ros.tactile.model import ResidualVQVAE
 
 
@@ -72,12 +73,15 @@ class VQVAETrainer(nn.Module):
         super().__init__()
         self.hp = hp
         self.model = ResidualVQVAE(hp)
-        self.decoder = LightDecoder(hp.dd.z_channels)
-        self.event_decoder = EventDecoder(hp.rvq.dim, hp.dd.z_channels, hp.dd.z_hw)
+        if not hp.rvq.use_ema:
+            raise ValueError("the trainer updates codebooks by EMA: residual_vq_config.use_ema "
+                             "must be True")
+        self.decoder = LightDecoder(hp.latent_channels)
+        self.event_decoder = EventDecoder(hp.rvq.e_dim, hp.latent_channels, hp.dd.z_hw)
         self.dead_after = dead_after
         self.codebooks_initialised = False
-        self.unused_steps = [torch.zeros(hp.rvq.codebook_size, dtype=torch.long)
-                             for _ in range(hp.rvq.num_quantizers)]
+        self.unused_steps = [torch.zeros(hp.rvq.n_e, dtype=torch.long)
+                             for _ in range(hp.num_quantizers)]
 
     def train_state(self) -> dict:
         return {"decoder": self.decoder.state_dict(),
@@ -108,7 +112,7 @@ class VQVAETrainer(nn.Module):
         event = F.mse_loss(self.event_decoder(q_st), z_real - mu)
         if self.training:
             self._ema_update(h.detach(), stages)
-        total = event + self.hp.rvq.commitment_weight * commit
+        total = event + self.hp.rvq.beta * commit
         return total, {"event": event.item(), "commit": float(commit.detach())}
 
     @staticmethod
@@ -135,9 +139,9 @@ class VQVAETrainer(nn.Module):
 
     @torch.no_grad()
     def _ema_update(self, h: torch.Tensor, stages: list[torch.Tensor]) -> None:
-        decay, eps = self.hp.rvq.decay, 1e-5
+        decay, eps = self.hp.rvq.ema_decay, self.hp.rvq.ema_epsilon
         r = h
-        cbs: list[EMACodebook] = self.model.residual_vq.codebooks()
+        cbs: list[Codebook] = self.model.residual_vq.codebooks()
         for i, (cb, q) in enumerate(zip(cbs, stages, strict=True)):
             idx = cb.nearest(r)
             onehot = F.one_hot(idx, cb.embed.shape[0]).to(r.dtype)

@@ -115,12 +115,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--rate", type=float, default=15.0, help="observation rate (bag time), Hz")
     p.add_argument("--codebook-size", type=int, default=64)
+    p.add_argument("--prophet-image-size", type=int, default=64,
+                   help="views resized to this square before the ResNet (restac_ros extension)")
     p.add_argument("--event-batch-size", type=int, default=32)
     p.add_argument("--device", default=None)
     args = p.parse_args(argv)
     train = concat_frames([read_bag_frames(b, rate_hz=args.rate) for b in args.train])
     heldout = read_bag_frames(args.heldout, rate_hz=args.rate)
-    hp = default_hparams(ch=32, codebook_size=args.codebook_size, num_res_blocks=1, image_size=64)
+    hp = default_hparams(ch=32, n_e=args.codebook_size, num_res_blocks=1,
+                         prophet_input_size=args.prophet_image_size)
     device = torch.device(args.device) if args.device else None
     trainer = train_vqvae(train, hp, steps=args.steps, event_steps=args.event_steps,
                           batch_size=args.batch_size, event_batch_size=args.event_batch_size,

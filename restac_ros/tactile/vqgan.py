@@ -5,7 +5,8 @@ Parameter names follow taming's ``Encoder``/``Decoder`` (``conv_in``,
 ``mid.block_1``, ``mid.attn_1``, ``mid.block_2``, ``norm_out``, ``conv_out``).
 Numerics: GroupNorm(32, eps 1e-6), swish, attention wherever the *nominal
 square* ``resolution`` (halved per level) is in ``attn_resolutions``, and the
-stride-2 downsampling conv runs after padding right/bottom by one.
+stride-2 downsampling conv runs after padding right/bottom by one
+(``resamp_with_conv`` False: a 2x2 average pool, no parameters).
 """
 
 from __future__ import annotations
@@ -65,11 +66,16 @@ class AttnBlock(nn.Module):
 
 
 class Downsample(nn.Module):
-    def __init__(self, c: int):
+    """taming's Downsample: padded stride-2 conv, or a 2x2 average pool without conv."""
+
+    def __init__(self, c: int, with_conv: bool):
         super().__init__()
-        self.conv = nn.Conv2d(c, c, 3, 2, 0)
+        if with_conv:
+            self.conv = nn.Conv2d(c, c, 3, 2, 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not hasattr(self, "conv"):
+            return F.avg_pool2d(x, kernel_size=2, stride=2)
         return self.conv(F.pad(x, (0, 1, 0, 1), mode="constant", value=0.0))
 
 
@@ -101,7 +107,7 @@ class Encoder(nn.Module):
                     attns.append(AttnBlock(cout))
             level.block, level.attn = blocks, attns
             if lvl != dd.num_down:
-                level.downsample = Downsample(cout)
+                level.downsample = Downsample(cout, dd.resamp_with_conv)
             self.down.append(level)
         self.mid = nn.Module()
         self.mid.block_1 = ResnetBlock(cout, cout, dd.dropout)

@@ -66,7 +66,7 @@ class ResidualVQVAEWrapper:
 
     @property
     def num_quantizers(self) -> int:
-        return self.hparams.rvq.num_quantizers
+        return self.hparams.num_quantizers
 
     @torch.no_grad()
     def forward(self, tactile, visual_3views, action_prev) -> VQVAEOutput:

@@ -1,23 +1,22 @@
-"""restac-eval on broken input: clear errors for a missing topic, a wrong type, a corrupt or
-truncated bag, a missing checkpoint; partial results when interrupted (SIGINT)."""
+"""restac-eval on broken input: clear errors for a missing topic, a wrong type, a corrupt
+bag, a missing checkpoint; partial results when interrupted (SIGINT). Damaged but partly
+readable bags and refused checkpoints: test_eval_damaged.py."""
 
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
+from restac_ros.eval import runner
 from restac_ros.eval.cli import EXIT_BAG, EXIT_INTERRUPTED, EXIT_USAGE, main
+from restac_ros.model.policy import RestacPolicy
 from restac_ros.sample_bag.writer import write_sample_bag
 
 
@@ -68,19 +67,17 @@ def test_wrong_message_type(small_bag, demo_checkpoint, tmp_path, capsys):
     assert "/joint_states" in err and "std_msgs/msg/String" in err
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage"])
-def test_corrupt_bag(small_bag, demo_checkpoint, tmp_path, capsys, damage):
+def test_corrupt_bag(small_bag, demo_checkpoint, tmp_path, capsys):
+    """Garbage after the MCAP magic: nothing is readable (a truncated MCAP is evaluated as far
+    as it reads: test_eval_damaged.py)."""
     bag = tmp_path / "broken"
     shutil.copytree(small_bag, bag)
     (f,) = bag.glob("*.mcap")
     data = f.read_bytes()
-    if damage == "truncate":
-        f.write_bytes(data[: len(data) * 2 // 5])
-    else:
-        f.write_bytes(data[:64] + os.urandom(len(data) - 64))
+    f.write_bytes(data[:64] + np.random.default_rng(0).bytes(len(data) - 64))
     rc, err = _run(capsys, bag, "--out", tmp_path / "o", "--checkpoint", demo_checkpoint)
     assert rc == EXIT_BAG
-    assert str(bag) in err
+    assert str(bag) in err and "no message is readable" in err
     assert not (tmp_path / "o" / "metrics.json").exists()
 
 
@@ -92,27 +89,47 @@ def test_missing_bag_and_checkpoint(small_bag, demo_checkpoint, tmp_path, capsys
     assert rc == EXIT_USAGE and "not a policy checkpoint" in err
 
 
-def test_interrupt_keeps_partial_results(held_out_bags, demo_checkpoint, tmp_path):
-    """SIGINT during the run: exit 130, outputs written for the chunks done so far."""
+def test_interrupt_keeps_partial_results(held_out_bags, demo_checkpoint, tmp_path, capsys,
+                                         monkeypatch):
+    """Ctrl-C (a real SIGINT, raised at a fixed point: no timing) as the second batch of 8
+    ticks starts: exit 130; the interrupted batch is finished, so exactly 16 chunks."""
+    calls = []
+    infer_batch = RestacPolicy.infer_batch
+
+    def interrupted(self, obs, seeds):
+        calls.append(len(seeds))
+        if len(calls) == 3:  # the warm-up call, batch 1, then batch 2
+            signal.raise_signal(signal.SIGINT)
+        return infer_batch(self, obs, seeds)
+
+    monkeypatch.setattr(RestacPolicy, "infer_batch", interrupted)
     out = tmp_path / "o"
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "restac_ros.eval.cli", str(held_out_bags[0]), "--out", str(out),
-         "--checkpoint", str(demo_checkpoint), "--rate", "30"],  # 360 ticks: time to interrupt
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 150
-    buf, done = "", 0
-    while time.monotonic() < deadline and proc.poll() is None and done < 10:
-        ch = proc.stderr.read(1)
-        buf += ch
-        if ch == "]":  # end of a tqdm update: "... 12/180 [...]"
-            counts = re.findall(r"(\d+)/\d+ \[", buf[-200:])
-            done = int(counts[-1]) if counts else 0
-    assert proc.poll() is None, f"finished before it could be interrupted:\n{buf[-2000:]}"
-    proc.send_signal(signal.SIGINT)
-    _, rest = proc.communicate(timeout=120)
-    assert proc.returncode == EXIT_INTERRUPTED, rest[-2000:]
+    rc, err = _run(capsys, held_out_bags[0], "--out", out, "--checkpoint", demo_checkpoint,
+                   "--rate", "30", "--batch", "8")
+    assert rc == EXIT_INTERRUPTED, err
+    assert "interrupted; results of 16 policy calls written" in err
     m = json.loads((out / "metrics.json").read_text())
-    assert m["run"]["interrupted"] is True
-    assert 0 < m["steps"] < 360
+    assert m["run"]["interrupted"] is True and m["steps"] == 16
+    assert m["run"]["ticks"] < 360
     assert (out / "report.html").is_file() and (out / "predictions").is_dir()
+
+
+def test_interrupt_before_first_observation(small_bag, demo_checkpoint, tmp_path, capsys,
+                                            monkeypatch):
+    """Ctrl-C as the first valid observation arrives (after the ticks without a previous
+    joint state): exit 130 and an empty, well-formed report."""
+    add = runner._Batcher.add
+
+    def interrupted(self, step, hold):
+        signal.raise_signal(signal.SIGINT)
+        add(self, step, hold)
+
+    monkeypatch.setattr(runner._Batcher, "add", interrupted)
+    out = tmp_path / "o"
+    rc, err = _run(capsys, small_bag, "--out", out, "--checkpoint", demo_checkpoint)
+    assert rc == EXIT_INTERRUPTED, err
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["steps"] == 0 and m["run"]["interrupted"] is True
+    assert m["run"]["ticks"] == sum(m["run"]["invalid_ticks"].values()) + 1
+    assert (out / "report.html").is_file() and not (out / "predictions").exists()
+

@@ -119,3 +119,24 @@ def test_cached_demo_checkpoint_is_current(demo_checkpoint):
     # every dim relative to the state, the gripper (a width servo in the sample) included
     assert meta["delta_action_mask"] == [True] * 8
     assert meta["training"]["per_step_action_stats"] is True
+
+
+def test_constant_training_dims_get_a_spread(tmp_path):
+    """A joint that never moves in the training bags (std 0, q01 == q99) would make the
+    checkpoint be refused at load: training gives it MIN_SPREAD, other dims unchanged."""
+    from restac_ros.eval.train_data import MIN_SPREAD, floor_spread
+    from restac_ros.model.norm_stats import compute_norm_stats
+    from restac_ros.model.validation import CheckpointError, check_norm_stats
+
+    x = np.random.default_rng(0).normal(size=(50, 3))
+    x[:, 1] = 0.7
+    raw = compute_norm_stats(x)
+    with pytest.raises(CheckpointError, match=r"s\.std\[1\] is \S+ \(must be > 1e-08\)"):
+        check_norm_stats({"s": raw}, "f", use_quantiles=False)
+    fixed = floor_spread("s", raw)
+    for q in (False, True):
+        check_norm_stats({"s": fixed}, "f", use_quantiles=q)
+    assert fixed.std[1] == np.float32(MIN_SPREAD)
+    assert fixed.q99[1] - fixed.q01[1] == pytest.approx(MIN_SPREAD, rel=1e-2)
+    np.testing.assert_array_equal(fixed.std[[0, 2]], raw.std[[0, 2]])
+    np.testing.assert_array_equal(fixed.q01[[0, 2]], raw.q01[[0, 2]])

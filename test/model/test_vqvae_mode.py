@@ -26,7 +26,7 @@ def vq_ckpt(tmp_path_factory):
 
     torch.manual_seed(0)
     # Small trunk input and channels: a CPU-cheap checkpoint in the published layout.
-    hp = default_hparams(ch=32, codebook_size=16, num_res_blocks=1, image_size=32)
+    hp = default_hparams(ch=32, n_e=16, num_res_blocks=1, prophet_input_size=32)
     path = tmp_path_factory.mktemp("vq") / "vqvae.ckpt"
     save_checkpoint(path, ResidualVQVAE(hp), hp)
     return path
@@ -113,3 +113,26 @@ def test_policy_checkpoint_carries_the_vqvae(vq_model, vq_ckpt, tmp_path):
     got = policy.state["tactile_encoder"]["vqvae"].get_value()
     want = jax.tree.leaves(vq_model.tactile_encoder.vqvae.get_value())
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(got), want, strict=True))
+
+
+@pytest.mark.parametrize("preset", ["fork_restac", "fork_token_in_ae"])
+def test_fork_presets_run_on_the_jax_vqvae(vq_ckpt, preset):
+    """The fork's models on a VQ-VAE checkpoint: the obs path (JAX port inside the jitted
+    sample) gives the actions of the same model fed the port's q_event/logvar."""
+    from restac_ros.model import presets
+
+    small = dict(paligemma_variant="dummy", action_expert_variant="dummy",
+                 vision_variant="tiny", action_dim=ACTION_DIM, action_horizon=HORIZON,
+                 max_token_len=16, vocab_size=128, residual_vqvae_checkpoint=str(vq_ckpt))
+    if preset == "fork_restac":
+        small |= dict(tactile_encoder_dim=32, num_fusion_heads=4)
+    model = presets.preset(preset, **small).create(jax.random.key(5))
+    obs = make_obs(model.config, 2, seed=3)
+    noise = np.random.default_rng(0).normal(size=(2, HORIZON, ACTION_DIM)).astype(np.float32)
+    graphdef, state = nnx.split(model)
+    run = jax.jit(lambda s, ev: nnx.merge(graphdef, s).sample_actions(
+        None, obs, num_steps=2, noise=noise, tactile_event=ev))
+    actions, diag = run(state, None)
+    again, _ = run(state, (diag.q_event, diag.logvar))
+    np.testing.assert_allclose(np.asarray(again), np.asarray(actions), atol=1e-6)
+    assert np.all(np.asarray(diag.codes) >= 0) and np.all(np.asarray(diag.gate) > 0)

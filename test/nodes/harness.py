@@ -31,7 +31,8 @@ FAST = {
 
 class PolicyHarness:
     def __init__(
-        self, context, checkpoint: Path, prompt: str | None = "pick up the cube", **params
+        self, context, checkpoint: Path, prompt: str | None = "pick up the cube",
+        streams: dict | None = None, **params
     ) -> None:
         merged = {**FAST, "checkpoint_dir": str(checkpoint), **params}
         self.node = PolicyNode(
@@ -41,7 +42,7 @@ class PolicyHarness:
         self.configured = self.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         if self.configured:
             assert self.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        self.streams = SyntheticStreams(context, prompt=prompt)
+        self.streams = SyntheticStreams(context, prompt=prompt, **(streams or {}))
         self.listener = rclpy.create_node("policy_test_listener", context=context)
         self.chunks: list[ActionChunk] = []
         self.trajectories: list[JointTrajectory] = []

@@ -9,9 +9,11 @@ from __future__ import annotations
 import math
 import threading
 
+import cv2
 import numpy as np
 from rclpy.node import Node
-from sensor_msgs.msg import Image, JointState
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String
 
 from restac_ros.nodes import conversions, qos
@@ -27,10 +29,23 @@ JOINT_TOPIC = "/joint_states"
 PROMPT_TOPIC = "/restac/prompt"
 
 
-def rgb_image(h: int, w: int, value: int, stamp_ns: int, frame: str) -> Image:
+def _pattern(h: int, w: int, value: int) -> np.ndarray:
     img = np.full((h, w, 3), value % 256, dtype=np.uint8)
     img[: h // 2, : w // 2, 0] = 200
-    return conversions.rgb_to_image(img, stamp_ns, frame)
+    return img
+
+
+def rgb_image(h: int, w: int, value: int, stamp_ns: int, frame: str) -> Image:
+    return conversions.rgb_to_image(_pattern(h, w, value), stamp_ns, frame)
+
+
+def jpeg_image(h: int, w: int, value: int, stamp_ns: int, frame: str) -> CompressedImage:
+    msg = CompressedImage()
+    msg.header.stamp = conversions.ns_to_stamp(stamp_ns)
+    msg.header.frame_id = frame
+    msg.format = "jpeg"
+    msg.data = cv2.imencode(".jpg", _pattern(h, w, value)[..., ::-1])[1].tobytes()
+    return msg
 
 
 class SyntheticStreams(Node):
@@ -43,14 +58,19 @@ class SyntheticStreams(Node):
         joint_hz: float = 100.0,
         prompt: str | None = "pick up the cube",
         name: str = "synthetic_streams",
+        camera_transport: str = "raw",
+        use_sim_time: bool = False,
     ) -> None:
-        super().__init__(name, context=context)
+        super().__init__(name, context=context,
+                         parameter_overrides=[Parameter("use_sim_time", value=use_sim_time)])
+        self._compressed = camera_transport == "compressed"
         self.mutate: dict[str, object] = {}  # stream -> fn(msg) -> msg
         self.paused: set[str] = set()
         self._lock = threading.Lock()
         self.count = 0
         self.sent: dict[str, int] = {}
-        self._cams = {s: self.create_publisher(Image, t, qos.SENSOR) for s, t in CAMERAS.items()}
+        cam_type = CompressedImage if self._compressed else Image
+        self._cams = {s: self.create_publisher(cam_type, t, qos.SENSOR) for s, t in CAMERAS.items()}
         self._tactile = self.create_publisher(Image, TACTILE, qos.SENSOR)
         self._joints = self.create_publisher(JointState, JOINT_TOPIC, qos.SENSOR)
         self._prompt = self.create_publisher(String, PROMPT_TOPIC, qos.PROMPT)
@@ -77,8 +97,9 @@ class SyntheticStreams(Node):
     def _publish_images(self) -> None:
         now = self._now()
         self.count += 1
+        make = jpeg_image if self._compressed else rgb_image
         for slot, pub in self._cams.items():
-            self._send(slot, pub, rgb_image(224, 224, self.count, now, slot))
+            self._send(slot, pub, make(224, 224, self.count, now, slot))
         self._send("tactile", self._tactile, rgb_image(240, 320, 3 * self.count, now, "tactile"))
 
     def _publish_joints(self) -> None:

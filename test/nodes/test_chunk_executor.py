@@ -28,6 +28,7 @@ class ExecutorHarness:
             "crossfade_s": 0.2,
             "max_chunk_age_s": 1.0,
             "diagnostics_period_s": 0.2,
+            "joint_names": NAMES,
             **params,
         }
         self.node = ChunkExecutorNode(
@@ -68,7 +69,7 @@ class ExecutorHarness:
     def now_ns(self) -> int:
         return self.client.get_clock().now().nanoseconds
 
-    def send(self, actions: np.ndarray, t0_ns: int, logvar: float = -5.0) -> None:
+    def send(self, actions: np.ndarray, t0_ns: int, logvar: float = -5.0, **fields) -> None:
         msg = conversions.action_chunk(
             stamp_ns=t0_ns,
             frame_id="",
@@ -80,6 +81,8 @@ class ExecutorHarness:
             logvar=logvar,
             gate=0.5,
         )
+        for key, value in fields.items():  # raw field overrides (adversarial tests)
+            setattr(msg, key, value)
         self.next_id += 1
         self.chunk_pub.publish(msg)
 
@@ -210,7 +213,8 @@ def test_float64_multi_array_and_pose_stamped_outputs(ros_context):
     finally:
         h1.close()
     ee_names = ["x", "y", "z", "roll", "pitch", "yaw", "gripper"]
-    h2 = ExecutorHarness(ros_context, command_type="pose_stamped", seed_from_joint_states=False)
+    h2 = ExecutorHarness(ros_context, command_type="pose_stamped", seed_from_joint_states=False,
+                         joint_names=ee_names)
     h2.client.create_subscription(PoseStamped, "/restac/command", got["pose"].append, qos.COMMAND)
     h2.client.create_subscription(
         Float64, "/restac/gripper_command", got["gripper"].append, qos.COMMAND

@@ -152,20 +152,19 @@ def rviz_topics(node) -> list[str]:
     return found
 
 
-def test_rviz_config_parses_and_names_only_package_topics():
-    config = yaml.safe_load(config_path("restac.rviz").read_text())
+@pytest.mark.parametrize("name,ee", [("restac.rviz", False), ("restac_ee.rviz", True)])
+def test_rviz_config_parses_and_names_only_package_topics(name, ee):
+    config = yaml.safe_load(config_path(name).read_text())
     displays = config["Visualization Manager"]["Displays"]
     classes = {d["Class"] for d in displays}
-    assert {
-        "rviz_default_plugins/MarkerArray",
-        "rviz_default_plugins/Image",
-        "rviz_default_plugins/Path",
-    } <= classes
+    assert {"rviz_default_plugins/MarkerArray", "rviz_default_plugins/Image"} <= classes
+    # the EE path exists only for EE action spaces (restac.rviz: joint spaces)
+    assert ("rviz_default_plugins/Path" in classes) == ee
     topics = rviz_topics(config)
     assert set(topics) >= {
         "/restac/tactile/markers",
         "/restac/tactile/overlay",
         "/camera/base/image_raw",
-        "/restac/ee_path",
     }
+    assert ("/restac/ee_path" in topics) == ee
     assert set(topics) <= package_topics(), set(topics) - package_topics()

@@ -1,7 +1,13 @@
-"""Shared fixtures: small published-layout VQ-VAEs built from random initialisation."""
+"""Shared fixtures: small published-layout VQ-VAEs built from random initialisation, and the
+fixture written by the published fork's own classes (scripts/make_vqvae_fork_fixture.py)."""
 
 from __future__ import annotations
 
+import json
+import lzma
+import pathlib
+
+import numpy as np
 import pytest
 import torch
 
@@ -32,8 +38,9 @@ def randomise(model: ResidualVQVAE, seed: int = 0) -> ResidualVQVAE:
             k = cb.embed.shape[0]
             pick = torch.randint(0, h.shape[0], (k,), generator=g)
             cb.embed.copy_(h[pick] + 0.3 * h.std() * torch.randn(cb.embed.shape, generator=g))
-            cb.embed_avg.copy_(cb.embed)
-            cb.cluster_size.copy_(torch.rand(k, generator=g))
+            if hasattr(cb, "embed_avg"):  # use_ema
+                cb.embed_avg.copy_(cb.embed)
+                cb.cluster_size.copy_(torch.rand(k, generator=g))
             h = h - cb.embed[cb.nearest(h)]
     return model
 
@@ -49,7 +56,7 @@ def random_inputs(batch: int, seed: int):
 
 @pytest.fixture(scope="session")
 def small_hparams():
-    return default_hparams(ch=32, codebook_size=16, num_res_blocks=1)
+    return default_hparams(ch=32, n_e=16, num_res_blocks=1)
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +72,34 @@ def small_ckpt(small_model, tmp_path_factory):
     path = tmp_path_factory.mktemp("vqvae") / "small.ckpt"
     save_checkpoint(path, small_model, small_model.hp)
     return path
+
+
+FORK_FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "vqvae_fork_small"
+
+
+@pytest.fixture(scope="session")
+def fork_meta() -> dict:
+    return json.loads((FORK_FIXTURE / "meta.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def fork_ckpt(tmp_path_factory) -> pathlib.Path:
+    """The fork-written checkpoint, decompressed (it is stored xz-compressed)."""
+    path = tmp_path_factory.mktemp("fork") / "vqvae.ckpt"
+    path.write_bytes(lzma.decompress((FORK_FIXTURE / "vqvae.ckpt.xz").read_bytes()))
+    return path
+
+
+@pytest.fixture(scope="session")
+def fork_io() -> dict[str, np.ndarray]:
+    with np.load(FORK_FIXTURE / "io.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+def fork_inputs(io: dict[str, np.ndarray]):
+    """What the generator handed the fork's wrapper, bit for bit: tactile HWC in [0, 1],
+    views CHW in [-1, 1] (SigLIP convention), action_prev [B, 7]."""
+    tactile = io["tactile_u8"].astype(np.float32) / np.float32(255.0)
+    views = (io["views_u8"].transpose(0, 1, 4, 2, 3).astype(np.float32) / np.float32(127.5)
+             - np.float32(1.0))
+    return tactile, np.ascontiguousarray(views), io["action_prev"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -31,7 +33,7 @@ def _compare(model: ResidualVQVAE, params, hp, batch: int, seed: int):
     fwd = jax.jit(vqvae_forward, static_argnums=1)
     out = fwd(params, hp, jnp.asarray(t.permute(0, 2, 3, 1).numpy()),
               jnp.asarray(v.permute(0, 1, 3, 4, 2).numpy()), jnp.asarray(a.numpy()))
-    assert out.codes.dtype == jnp.int32 and out.codes.shape == (batch, hp.rvq.num_quantizers)
+    assert out.codes.dtype == jnp.int32 and out.codes.shape == (batch, hp.num_quantizers)
     assert out.q_event.shape == (batch, 64) and out.logvar.shape == (batch, 1)
     errs = {
         "q_event": rel_err(out.q_event, ref.q_event),
@@ -53,14 +55,35 @@ def test_parity_published_shapes_from_ckpt(small_model, small_ckpt):
     assert len(set(ref.codes[:, 0].tolist())) > 1  # codes really depend on the input
 
 
-def test_parity_multistage_upsampled_mu_small_prophet_input():
-    hp = default_hparams(ch=32, codebook_size=8, num_quantizers=3, num_res_blocks=1,
-                         image_size=64, mu_size=(8, 10))
+def test_parity_extensions_multistage_per_view_trunks_small_prophet_input():
+    hp = default_hparams(ch=32, n_e=8, num_quantizers=3, num_res_blocks=1,
+                         prophet_input_size=64, bottleneck_resolution=(8, 10),
+                         shared_visual_backbone=False)
     torch.manual_seed(1)
     model = randomise(ResidualVQVAE(hp), seed=1)
     params, hp2 = load_jax_vqvae_from_state(model.state_dict(), hp.to_dict())
     assert hp2 == hp
     _compare(model, params, hp2, batch=2, seed=11)
+
+
+def test_parity_published_variants_mean_fusion_avgpool_depth4_no_ema():
+    """Published options the fork's classes take: view_fusion 'mean', resamp_with_conv
+    False (average-pool downsampling), fusion_depth 4 (three blocks), use_ema False."""
+    base = default_hparams(ch=32, n_e=8, num_res_blocks=1, prophet_input_size=64)
+    hp = dataclasses.replace(
+        base, dd=dataclasses.replace(base.dd, resamp_with_conv=False),
+        prophet=dataclasses.replace(base.prophet, view_fusion="mean", fusion_depth=4),
+        rvq=dataclasses.replace(base.rvq, use_ema=False))
+    torch.manual_seed(2)
+    model = randomise(ResidualVQVAE(hp), seed=2)
+    keys = model.state_dict()
+    assert "prophet_encoder.fusion_body.8.weight" in keys
+    assert keys["prophet_encoder.fusion_body.0.weight"].shape == (256, 512 + 128)
+    assert "residual_vq.cluster_size" not in keys and "obs_encoder.down.0.downsample.conv.weight" \
+        not in keys
+    params, hp2 = load_jax_vqvae_from_state(keys, hp.to_dict())
+    assert hp2 == hp
+    _compare(model, params, hp2, batch=2, seed=12)
 
 
 def test_parity_loader_rejects_bad_state(small_model, tmp_path):
@@ -82,12 +105,12 @@ def test_bilinear_matrix_matches_torch(n_in, n_out):
 
 
 def test_saved_then_loaded_jax_matches(tmp_path):
-    hp = default_hparams(ch=32, codebook_size=4, num_res_blocks=1, image_size=32)
+    hp = default_hparams(ch=32, n_e=4, num_res_blocks=1, prophet_input_size=32)
     model = randomise(ResidualVQVAE(hp), seed=3)
     path = tmp_path / "p.ckpt"
     save_checkpoint(path, model, hp)
     params, hp2 = load_jax_vqvae(path)
-    assert "prophet_encoder.view_encoders.0.bn1.running_mean" in params
+    assert "prophet_encoder.visual_backbone.1.running_mean" in params
     assert not any(k.endswith("num_batches_tracked") for k in params)
     _compare(model, params, hp2, batch=1, seed=5)
 

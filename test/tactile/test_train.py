@@ -23,14 +23,15 @@ def test_train_cli_writes_published_ckpt(tmp_path, capsys):
     assert rc == 0
     assert "wrote" in capsys.readouterr().err
     state, hp, raw = read_checkpoint(out)
-    assert hp.prophet.image_size == 32 and hp.rvq.codebook_size == 8
+    assert hp.ext.prophet_input_size == 32 and hp.rvq.n_e == 8
+    assert raw["hyper_parameters"]["restac_extensions"] == {"prophet_input_size": 32}
     assert set(raw[TRAIN_STATE_KEY]) == {"decoder", "event_decoder"}
     assert not any(k.startswith(("decoder", "event_decoder")) for k in state)
-    cb = "residual_vq.layers.0._codebook."
+    cb = "residual_vq."
     # EMA ran: counts moved away from the data-dependent initialisation (all ones)
     assert not torch.allclose(state[cb + "cluster_size"], torch.ones(8))
     # BatchNorm statistics were updated from the bag's images
-    assert int(state["prophet_encoder.view_encoders.0.bn1.num_batches_tracked"]) == 3
+    assert int(state["prophet_encoder.visual_backbone.1.num_batches_tracked"]) == 3
     w = ResidualVQVAEWrapper(out, tactile_layout="HWC", tactile_range="uint8",
                              visual_layout="HWC", visual_range="uint8", device="cpu")
     rng = np.random.default_rng(0)
@@ -46,3 +47,21 @@ def test_train_cli_missing_bag(tmp_path, capsys):
     assert main(["--bag", str(tmp_path / "nobag"), "--out", str(out), "--no-progress"]) == 2
     assert "nobag" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_train_defaults_write_the_fork_layout(tmp_path, fork_ckpt):
+    """No extension flag: the file has the published hparams only and exactly the key names
+    of the checkpoint the fork's own classes wrote (same ch/blocks/n_e; other widths)."""
+    bag = write_episode(tmp_path / "ep", duration=1.0, seed=6)
+    out = tmp_path / "default.ckpt"
+    assert main(["--bag", str(bag), "--out", str(out), "--steps", "1", "--event-steps", "1",
+                 "--batch-size", "2", "--device", "cpu", "--rate", "5", "--no-progress",
+                 "--threads", "1"]) == 0
+    state, hp, raw = read_checkpoint(out)
+    assert hp.ext.is_published() and "restac_extensions" not in raw["hyper_parameters"]
+    fork = torch.load(fork_ckpt, weights_only=True)
+    assert set(state) == set(fork["state_dict"])
+    for section in ("ddconfig", "prophet_config", "residual_vq_config"):
+        ours, theirs = set(raw["hyper_parameters"][section]), set(fork["hyper_parameters"][section])
+        assert theirs <= ours and ours - theirs <= {"resamp_with_conv"}  # a taming default
+    assert raw["hyper_parameters"]["prophet_config"]["visual_pretrained"] is False

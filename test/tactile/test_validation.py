@@ -50,7 +50,7 @@ def test_contact_labels_match_bag_metadata(bags):
 def test_contact_detection_on_heldout_episode(bags, tmp_path):
     train = concat_frames([read_bag_frames(b, rate_hz=RATE_HZ) for b in bags[:2]])
     heldout = read_bag_frames(bags[2], rate_hz=RATE_HZ)
-    hp = default_hparams(ch=32, codebook_size=32, num_res_blocks=1, image_size=64)
+    hp = default_hparams(ch=32, n_e=32, num_res_blocks=1, prophet_input_size=64)
     trainer = train_vqvae(train, hp, steps=15, event_steps=80, batch_size=4,
                           event_batch_size=16, device="cpu", seed=0, progress=False)
     ckpt = tmp_path / "vqvae.ckpt"
