@@ -31,13 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 from restac_ros.dds_env import apply_loopback_env  # noqa: E402
 
-STREAMS = {  # stream -> (topic, Hz, (h, w) or None for joints)
-    "base_0_rgb": ("/camera/base/image_raw", 30.0, (224, 224)),
-    "left_wrist_0_rgb": ("/camera/left_wrist/image_raw", 30.0, (224, 224)),
-    "right_wrist_0_rgb": ("/camera/right_wrist/image_raw", 30.0, (224, 224)),
-    "tactile": ("/tactile/image_raw", 60.0, (240, 320)),
-    "joints": ("/joint_states", 500.0, None),
-}
+sys.path.insert(0, str(ROOT / "bench"))
+from ros_overhead import STREAMS  # noqa: E402  (the same sensor load as the overhead bench)
+
 JOINTS = [f"joint{i}" for i in range(1, 8)] + ["gripper"]
 HEADING = "## Soak: policy_node + chunk_executor under full sensor load"
 NODES = ("policy_node", "chunk_executor")

@@ -25,3 +25,19 @@ def ros_context():
         yield context
     finally:
         rclpy.try_shutdown(context=context)
+
+
+@pytest.fixture()
+def make_harness(ros_context):
+    """chunk_executor test harnesses (test_chunk_executor.ExecutorHarness), closed after."""
+    from test.nodes.test_chunk_executor import ExecutorHarness
+
+    made = []
+
+    def make(**params):
+        made.append(ExecutorHarness(ros_context, **params))
+        return made[-1]
+
+    yield make
+    for h in made:
+        h.close()

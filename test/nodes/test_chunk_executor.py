@@ -112,19 +112,6 @@ class ExecutorHarness:
         self.node.destroy_node()
 
 
-@pytest.fixture()
-def make_harness(ros_context):
-    made = []
-
-    def make(**params):
-        made.append(ExecutorHarness(ros_context, **params))
-        return made[-1]
-
-    yield make
-    for h in made:
-        h.close()
-
-
 def ramp(start: np.ndarray, slope: np.ndarray, horizon: int = 20) -> np.ndarray:
     return start[None, :] + slope[None, :] * (np.arange(horizon)[:, None] * DT)
 

@@ -8,27 +8,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
 from rosgraph_msgs.msg import Clock
 
 from restac_ros.nodes import conversions, qos
-from test.nodes.test_chunk_executor import ExecutorHarness, ramp
+from test.nodes.test_chunk_executor import ramp
 from test.ros_helpers import spin_until
 
 S = 1_000_000_000
-
-
-@pytest.fixture()
-def make_harness(ros_context):
-    made = []
-
-    def make(**params):
-        made.append(ExecutorHarness(ros_context, **params))
-        return made[-1]
-
-    yield make
-    for h in made:
-        h.close()
 
 
 def _alive_and_commanding(h) -> None:
