@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosbags.rosbag2 import Reader
@@ -24,6 +25,7 @@ from restac_ros.nodes.params import declare
 from restac_ros.nodes.spin import run_nodes
 
 NODE_NAME = "bag_player"
+MATCH_POLL_S = 0.05
 PROMPT_TYPES = ("std_msgs/msg/String",)
 
 PARAMETERS = {
@@ -44,11 +46,26 @@ PARAMETERS = {
         "Lifecycle node that must be active before playing ('' = none; replay: policy_node)",
     ),
     "wait_for_active_timeout_s": (600.0, "Give up (error) if it is not active by then"),
+    "wait_for_subscribers": (
+        Parameter.Type.STRING_ARRAY,
+        "Topics (the clock topic too) whose publishers must each have a matched subscription "
+        "before the first message (unset = none): no message is lost to discovery",
+    ),
+    "wait_for_subscribers_timeout_s": (60.0, "Give up (error) if they are not matched by then"),
+    "ack_timeout_s": (
+        5.0,
+        "After the last message, wait up to this long until reliable subscribers have "
+        "acknowledged everything (0 = do not wait)",
+    ),
     "prompt_topics": (
         ["/restac/prompt"],
         "Topics published reliable + transient local (latched prompts); others as sensor data",
     ),
 }
+
+
+class SubscribersMissingError(RuntimeError):
+    pass
 
 
 def message_class(type_name: str) -> type:
@@ -105,14 +122,58 @@ class BagPlayerNode(Node):
                 limit = self.p["wait_for_active_timeout_s"]
                 if target and not wait_until_active(self, target, self.stop, limit):
                     return
+                if not self._wait_for_subscribers():
+                    return
                 if self.stop.wait(self.p["start_delay_s"]):
                     return
                 while not self.stop.is_set():
                     self._play_once(reader, connections)
                     if not self.p["loop"]:
                         break
+                self._wait_for_acks()
         finally:
             self.finished.set()
+
+    def _publishers_by_topic(self) -> dict:
+        pubs = dict(self._topic_pubs)
+        if self._clock_pub is not None:
+            pubs[self.p["clock_topic"]] = self._clock_pub
+        return pubs
+
+    def _wait_for_subscribers(self) -> bool:
+        """True once every topic of wait_for_subscribers has a matched subscription;
+        False if stopped first; SubscribersMissingError after the timeout."""
+        wanted = self.p["wait_for_subscribers"] or []
+        pubs = self._publishers_by_topic()
+        unknown = sorted(set(wanted) - set(pubs))
+        if unknown:
+            raise ValueError(f"wait_for_subscribers: {unknown} are not played "
+                             f"(played: {sorted(pubs)})")
+        deadline = time.monotonic() + self.p["wait_for_subscribers_timeout_s"]
+        while True:
+            missing = [t for t in wanted if pubs[t].get_subscription_count() == 0]
+            if not missing:
+                return True
+            if time.monotonic() >= deadline:
+                raise SubscribersMissingError(
+                    f"no subscriber matched {missing} within "
+                    f"{self.p['wait_for_subscribers_timeout_s']:.0f} s")
+            if self.stop.wait(MATCH_POLL_S):
+                return False
+
+    def _wait_for_acks(self) -> None:
+        """Reliable publishers keep unacknowledged messages only while they exist: exiting
+        right after the last message could lose the end of the bag."""
+        timeout_s = self.p["ack_timeout_s"]
+        if timeout_s <= 0 or self.stop.is_set():
+            return
+        deadline = time.monotonic() + timeout_s
+        for topic, pub in self._publishers_by_topic().items():
+            left = max(0.0, deadline - time.monotonic())
+            if not pub.wait_for_all_acked(Duration(nanoseconds=round(left * 1e9))):
+                self.get_logger().warning(
+                    f"{topic}: not every subscriber acknowledged the last messages within "
+                    f"{timeout_s:.1f} s")
 
     def _play_once(self, reader: Reader, connections) -> None:
         start_wall = time.monotonic()

@@ -67,6 +67,7 @@ class PolicyNode(LifecycleNode):
         self._last_tick_ns = 0
         self._ticker: ticks.StampTicker | None = None  # tick_on: stamps
         self._held: dict[str, deque] = {}  # tick_on: stamps, messages not yet buffered
+        self._awaiting_prompt_noted = False  # tick_on: stamps, reported once
         self._backlog: deque = deque()  # tick_on: stamps, samples waiting for the worker
         self._clock_watch: ClockWatch | None = None  # created on configure (its parameters)
         self._diag_pub = self.create_publisher(
@@ -286,6 +287,23 @@ class PolicyNode(LifecycleNode):
                                f"{stream}: more than {HELD_MAX} messages held back")
         held_here.append((effective, stamp_ns, value, receipt_ns))
         self._ticker.offer(stream, effective)
+        self._release_due_ticks()
+
+    def _release_due_ticks(self) -> None:
+        """Buffer the held messages of every complete tick and assemble it, oldest first.
+
+        No tick is due before the first prompt (unless a default is configured): offline
+        evaluation knows the bag's prompt from tick one, live replay gets it on its own
+        latched topic, which may match after the sensor topics. Waiting makes the ticks
+        independent of that order; held messages and skipped ticks stay bounded.
+        """
+        if self._prompt is None and self._prompt_refusal is None \
+                and self.builder.spec.default_prompt is None:
+            if not self._awaiting_prompt_noted:
+                self._awaiting_prompt_noted = True
+                self.status.reject("awaiting_prompt",
+                                   "tick_on: stamps: ticks wait for the first prompt")
+            return
         for tick_ns in self._ticker.due():
             for name, held in self._held.items():
                 while held and held[0][0] <= tick_ns:
@@ -337,6 +355,8 @@ class PolicyNode(LifecycleNode):
             return
         self._prompt, self._prompt_refusal = text, None
         self.get_logger().info(f"prompt: {input_checks.prompt_summary(text)}")
+        if self._ticker is not None:
+            self._release_due_ticks()
 
     # -- observation tick and inference --------------------------------------
     @diagnostics.guarded("callback_error")
