@@ -13,7 +13,7 @@ DDS_ENV = FASTDDS_DEFAULT_PROFILES_FILE=$(CURDIR)/config/fastdds_loopback.xml \
 	ROS_DOMAIN_ID=$${ROS_DOMAIN_ID:-$$(( 20 + $$$$ % 180 ))} \
 	JAX_PLATFORMS=$${JAX_PLATFORMS:-cpu}
 
-.PHONY: setup demo-policy test demo lint bench clean-venv
+.PHONY: setup demo-policy demo-touch-policy test demo demo-replay lint bench clean-venv
 
 setup: $(STAMPS)/ament
 
@@ -46,12 +46,23 @@ $(STAMPS)/ament: $(STAMPS)/msgs scripts/install_ament_layout.py $(wildcard launc
 demo-policy: setup
 	$(DDS_ENV) $(PY) -m restac_ros.eval.demo_checkpoint
 
+# The touch demo's artifacts (make demo): restac_sim expert recordings -> a small Residual
+# VQ-VAE -> a small Pi0_ResTac trained with it frozen, cached in .cache/demo_touch (each
+# stage rebuilt only when its config or code changes). Not needed by make test.
+demo-touch-policy: setup
+	$(DDS_ENV) $(PY) -m restac_ros.eval.demo_touch
+
 test: setup demo-policy
 	$(PY) -m ruff check .
 	$(DDS_ENV) $(PY) -m pytest -q $(PYTEST_ARGS)
 
-demo: setup demo-policy
+# The touch demo: the sim-trained policy closed loop on held-out seeds (tactile on / zeroed).
+demo: setup demo-touch-policy
 	$(DDS_ENV) $(VENV)/bin/restac-demo $(DEMO_ARGS)
+
+# The sample-bag replay demo over DDS (bag_player -> policy_node -> chunk_executor).
+demo-replay: setup demo-policy
+	$(DDS_ENV) $(VENV)/bin/restac-demo --replay $(DEMO_ARGS)
 
 lint: setup
 	$(PY) -m ruff check .

@@ -1,9 +1,15 @@
-"""restac-demo (`make demo`): sample bag -> bag_player -> policy_node -> chunk_executor.
+"""restac-demo (`make demo`): the tactile branch at work, closed loop in restac_sim.
 
-Each node runs as its own process over real DDS confined to loopback; the demo
-listens to the outputs and prints a summary table. The default checkpoint is
-the small demo policy trained once with restac-train-policy and cached under
-.cache/ (pass --checkpoint DIR to use another).
+Default (touch demo): the embedded policy of `restac_ros.eval.demo_touch` (a small
+Residual VQ-VAE and a small Pi0_ResTac trained with it frozen, on scripted-expert sim
+recordings; built once and cached under .cache/demo_touch) drives the simulated arm on a
+few held-out seeds through the closed loop restac-eval-sim runs (`sim.fanout` ->
+`sim.closed_loop`), tactile branch on and zeroed; the demo prints the success rate, the
+VQ code histogram, and the logvar and gate ranges in free motion vs contact.
+
+`--replay`: the earlier demo: sample bag -> bag_player -> policy_node -> chunk_executor,
+each node its own process over real DDS confined to loopback, with the small demo policy
+trained on sample bags (.cache/demo_policy); prints the pipeline's summary table.
 """
 
 from __future__ import annotations
@@ -23,17 +29,32 @@ from restac_ros.dds_env import apply_loopback_env
 CACHE = Path(".cache")
 DEFAULT_BAG = CACHE / "demo_bag"  # seed 0: held out from the demo policy's training seeds
 DEFAULT_CHECKPOINT = CACHE / "demo_policy"
+DEMO_SEEDS = "100-102"  # restac-eval-sim's held-out seeds (training uses 1000+)
 JAX_CACHE = CACHE / "jax"  # persistent XLA cache: later demos skip most of the warm-up
 
 
 def parse_args(argv) -> argparse.Namespace:
+    from restac_ros.sim.cli import parse_seeds
+
     ap = argparse.ArgumentParser(prog="restac-demo", description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
-    ap.add_argument("--bag", type=Path, default=DEFAULT_BAG, help="made when missing")
-    ap.add_argument("--seconds", type=float, default=20.0, help="sample bag length")
-    ap.add_argument("--rate", type=float, default=1.0, help="bag playback rate")
+    ap.add_argument("--replay", action="store_true",
+                    help="the sample-bag replay demo over DDS instead of the touch demo")
+    ap.add_argument("--checkpoint", type=Path, default=None,
+                    help="policy checkpoint (default: the touch demo policy; with --replay "
+                         f"{DEFAULT_CHECKPOINT})")
     ap.add_argument("--params", type=Path, default=None, help="default: config/policy.yaml")
-    ap.add_argument(
+    touch = ap.add_argument_group("touch demo")
+    touch.add_argument("--seeds", type=parse_seeds, default=parse_seeds(DEMO_SEEDS),
+                       help=f"held-out world seeds (default {DEMO_SEEDS})")
+    touch.add_argument("--ablations", default="on,zeroed",
+                       help="comma list of on, zeroed, vision_only (default on,zeroed)")
+    touch.add_argument("--episode-seconds", type=float, default=8.0, help="sim time per episode")
+    touch.add_argument("--workers", type=int, default=1, help="episode worker processes")
+    replay = ap.add_argument_group("--replay")
+    replay.add_argument("--bag", type=Path, default=DEFAULT_BAG, help="made when missing")
+    replay.add_argument("--seconds", type=float, default=20.0, help="sample bag length")
+    replay.add_argument("--rate", type=float, default=1.0, help="bag playback rate")
+    replay.add_argument(
         "--timeout",
         type=float,
         default=300.0,
@@ -67,9 +88,10 @@ def ensure_bag(path: Path, seconds: float, seed: int = 0) -> Path:
     return path
 
 
-def ensure_checkpoint(path: Path) -> Path:
+def ensure_checkpoint(path: Path | None) -> Path:
     """--checkpoint DIR as given; the default is the cached demo policy (trained once)."""
-    if path == DEFAULT_CHECKPOINT:
+    if path is None or path == DEFAULT_CHECKPOINT:
+        path = DEFAULT_CHECKPOINT
         from restac_ros.eval.demo_checkpoint import ensure_demo_checkpoint
 
         return ensure_demo_checkpoint(path)
@@ -123,8 +145,16 @@ def stop(procs: list[subprocess.Popen]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    env = apply_loopback_env()
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    if not args.replay:
+        from restac_ros.eval.demo_touch_eval import run_touch_demo
+
+        return run_touch_demo(args, JAX_CACHE)
+    return replay_demo(args)
+
+
+def replay_demo(args: argparse.Namespace) -> int:
+    env = apply_loopback_env()
     print(f"DDS: loopback only, ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}", flush=True)
     t_start = time.monotonic()
     bag = ensure_bag(args.bag, args.seconds)

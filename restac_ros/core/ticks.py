@@ -106,6 +106,14 @@ class StampTicker:
         return None if self._next_k is None else tick_at(self.origin_ns, self.rate_hz,
                                                          self._next_k)
 
+    @property
+    def complete_through_ns(self) -> int | None:
+        """The newest stamp every required stream has reached (None until each has one):
+        ticks up to it are complete."""
+        if any(s not in self._newest for s in self.required):
+            return None
+        return min(self._newest[s] for s in self.required)
+
     def offer(self, stream: str, stamp_ns: int) -> None:
         if self._next_k is None:
             self._next_k = first_index_at_or_after(self.origin_ns, self.rate_hz, stamp_ns)

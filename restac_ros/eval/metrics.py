@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from restac_ros.eval import touch_metrics
 from restac_ros.eval.records import NS_PER_S, StepArrays
 
 DEFAULT_STEPS = (1, 5, 10)
@@ -135,26 +136,12 @@ def code_usage(codes: np.ndarray, codebook_size: int | None = None) -> dict:
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float | None:
-    """Area under the ROC curve (Mann-Whitney U with average ranks for ties)."""
+    """Area under the ROC curve (Mann-Whitney U with average ranks for ties) over the
+    finite scores; one implementation: `touch_metrics.auroc`."""
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels, dtype=bool)
     ok = np.isfinite(scores)
-    scores, labels = scores[ok], labels[ok]
-    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    if n_pos == 0 or n_neg == 0:
-        return None
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(scores.size, dtype=np.float64)
-    sorted_scores = scores[order]
-    i = 0
-    while i < scores.size:
-        j = i
-        while j + 1 < scores.size and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    u = ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0
-    return float(u / (n_pos * n_neg))
+    return touch_metrics.auroc(scores[ok], labels[ok])
 
 
 def in_contact(stamp_ns: np.ndarray, intervals: Sequence[tuple[int, int]]) -> np.ndarray:

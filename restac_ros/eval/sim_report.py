@@ -4,7 +4,10 @@ one self-contained report.html (plots inlined, like restac-eval's).
 Success rate with a Wilson 95% interval (exact enough at the small N of a CPU run, never
 outside [0, 1]); time to success over the successful episodes; peak contact force on the
 sensing pad; executor hold ticks; tactile diagnostics over time (logvar, the gate the
-branch computed, VQ codes) split into free motion vs contact by the sim's ground truth.
+branch computed, VQ codes) split into free motion vs contact by the sim's ground truth;
+the issue's touch targets (`touch_metrics`: gate contact/free ratio, logvar AUROC for
+contact within 0.3 s, held-out VQ-code AUROC, on vs zeroed success with both intervals)
+under metrics.json's `touch` and in the report.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import base64
 import csv
 import html
 import json
-import math
 from collections import Counter
 from pathlib import Path
 
@@ -23,25 +25,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from restac_ros.eval import touch_metrics  # noqa: E402
 from restac_ros.eval.plots import CONTACT_COLOUR, PlotInfo  # noqa: E402
+from restac_ros.eval.touch_metrics import Z95, wilson_interval  # noqa: E402,F401
 from restac_ros.sim.closed_loop import Ablation  # noqa: E402
 
-Z95 = 1.959963984540054
 ABLATION_COLOURS = {"on": "#1f77b4", "zeroed": "#e76f51", "vision_only": "#7f7f7f"}
-
-
-def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion; (0, 1) for n = 0."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    # at k = 0 / k = n the bound is exactly 0 / 1 (float rounding would leave 1 - 1e-16)
-    lo = 0.0 if successes == 0 else max(0.0, centre - half)
-    hi = 1.0 if successes == n else min(1.0, centre + half)
-    return lo, hi
 
 
 def _stats(values) -> dict:
@@ -197,6 +186,37 @@ def plot_vq(path: Path, summary: dict) -> PlotInfo:
     return PlotInfo(path, "VQ code histogram")
 
 
+def plot_onset(path: Path, results: list[dict], before_s: float = 2.0,
+               after_s: float = 1.0) -> PlotInfo:
+    """logvar and the branch's gate against time from each episode's first contact onset:
+    does logvar rise before or at contact (the anticipation the onset AUROC scores)?"""
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3), sharex=True)
+    aligned = 0
+    for r in results:
+        ts = r["ticks"]
+        onset = next((t["t_s"] for t in ts if t["in_contact"]), None)
+        if onset is None or not any(t["logvar"] is not None for t in ts):
+            continue
+        near = [t for t in ts if t["logvar"] is not None
+                and -before_s <= t["t_s"] - onset <= after_s]
+        c = ABLATION_COLOURS.get(r["ablation"], "#444")
+        x = [t["t_s"] - onset for t in near]
+        a1.plot(x, [t["logvar"] for t in near], color=c, lw=0.8, alpha=0.5)
+        a2.plot(x, [t["gate_branch"] for t in near], color=c, lw=0.8, alpha=0.5)
+        aligned += 1
+    for ax, label in ((a1, "logvar"), (a2, "gate (branch)")):
+        ax.axvline(0.0, color=CONTACT_COLOUR, lw=1)
+        ax.axvspan(-touch_metrics.HORIZON_S, 0.0, color=CONTACT_COLOUR, alpha=0.15)
+        ax.set_xlabel("time from first contact onset [s]")
+        ax.set_ylabel(label)
+    if not aligned:
+        a1.text(0.5, 0.5, "no episode with contact and tactile diagnostics", ha="center",
+                va="center", transform=a1.transAxes)
+    a1.set_title(f"Around contact onset ({aligned} episodes; shaded: the 0.3 s before)")
+    _save(fig, path)
+    return PlotInfo(path, "logvar and gate around the first contact onset", aligned)
+
+
 # --- files -----------------------------------------------------------------------------
 CSV_FIELDS = ("ablation", "seed", "success", "time_to_success_s", "peak_force_n",
               "closest_approach_m", "holds",
@@ -210,8 +230,9 @@ def write_outputs(out: Path, results: list[dict], run: dict) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     results = sorted(results, key=_order)
     summary = summarize(results)
+    touch = touch_metrics.touch_summary(results)
     rows = [{k: r[k] for k in CSV_FIELDS} for r in results]
-    metrics = {"run": run, "ablations": summary, "episodes": rows}
+    metrics = {"run": run, "ablations": summary, "touch": touch, "episodes": rows}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False))
     with open(out / "episodes.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
@@ -223,8 +244,9 @@ def write_outputs(out: Path, results: list[dict], run: dict) -> dict:
     plots = [plot_success(out / "success.png", summary),
              plot_tactile_over_time(out / "tactile_over_time.png", results),
              plot_episodes(out / "episodes.png", summary, results),
-             plot_vq(out / "vq_codes.png", summary)]
-    write_html(out / "report.html", summary, plots, run)
+             plot_vq(out / "vq_codes.png", summary),
+             plot_onset(out / "contact_onset.png", results)]
+    write_html(out / "report.html", summary, plots, run, touch)
     return metrics
 
 
@@ -253,11 +275,52 @@ def summary_table(summary: dict) -> list[list[str]]:
     return rows
 
 
-def write_html(path: Path, summary: dict, plots: list[PlotInfo], run: dict) -> Path:
-    table = summary_table(summary)
+def touch_table(touch: dict) -> list[list[str]]:
+    """Header + one row per ablation with tactile diagnostics (the touch metrics)."""
+    rows = [["ablation", "gate contact", "gate free", "contact/free",
+             "logvar AUROC (contact <= 0.3 s)", "onset samples +/-",
+             "logvar AUROC incl. sustained", "VQ AUROC held-out", "VQ AUROC in-sample",
+             "codes used"]]
+    for a, t in touch["per_ablation"].items():
+        g, lo, vq = t["gate"], t["logvar_onset"], t["vq_contact"]
+        rows.append([a, _fmt(g["contact_mean"]), _fmt(g["free_mean"]), _fmt(g["ratio"]),
+                     _fmt(lo["auroc"]), f"{lo['positives']}/{lo['negatives']}",
+                     _fmt(lo["auroc_with_sustained"]),
+                     _fmt(vq["auroc"]), _fmt(vq["auroc_in_sample"]), str(vq["codes_used"])])
+    return rows
+
+
+def _html_table(table: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in table[0])
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
                    for r in table[1:])
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _touch_html(touch: dict | None) -> str:
+    if touch is None:
+        return ""
+    diff = touch.get("on_vs_zeroed")
+    line = ""
+    if diff is not None and diff["difference"] is not None:
+        d_lo, d_hi = diff["difference_ci95"]
+        line = (f"<p>success on - zeroed: {diff['difference']:+.3f} (Newcombe 95% "
+                f"{d_lo:+.3f} .. {d_hi:+.3f}); Wilson intervals "
+                f"{'disjoint' if diff['disjoint'] else 'overlap'}.</p>")
+    notes = ("Targets on the `on` ablation's diagnostics. Gate: the branch's gate, mean over "
+             "valid ticks with / without sensing-pad contact. logvar AUROC: label 'contact at "
+             "a tick within the next 0.3 s', over free-motion and onset ticks (ticks in "
+             "sustained contact and free ticks whose window leaves the episode excluded). VQ "
+             "AUROC held-out: each tick scored by its code's contact frequency learned on the "
+             "other half of the episodes (2 folds by seed); in-sample: learned on all ticks "
+             "(optimistic upper bound).")
+    return (f"<h2>Does touch help? (issue targets)</h2>"
+            f"{_html_table(touch_metrics.targets_table(touch['targets']))}{line}"
+            f"{_html_table(touch_table(touch))}<p>{html.escape(notes)}</p>")
+
+
+def write_html(path: Path, summary: dict, plots: list[PlotInfo], run: dict,
+               touch: dict | None = None) -> Path:
     inputs = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
                      for k, v in run.items())
     figs = []
@@ -278,8 +341,9 @@ def write_html(path: Path, summary: dict, plots: list[PlotInfo], run: dict) -> P
              "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}img{max-width:100%}")
     doc = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>restac-eval-sim</title>"
            f"<style>{style}</style></head><body><h1>restac-eval-sim: closed loop in "
-           f"restac_sim</h1><table>{inputs}</table><h2>Per ablation</h2><table><tr>{head}</tr>"
-           f"{body}</table><p>{html.escape(notes)}</p><h2>Plots</h2>{''.join(figs)}"
+           f"restac_sim</h1><table>{inputs}</table><h2>Per ablation</h2>"
+           f"{_html_table(summary_table(summary))}<p>{html.escape(notes)}</p>"
+           f"{_touch_html(touch)}<h2>Plots</h2>{''.join(figs)}"
            f"</body></html>")
     Path(path).write_text(doc, encoding="utf-8")
     return Path(path)

@@ -19,7 +19,7 @@ from restac_ros.core.bag_dataset import TEACHER_TOPIC, BagDataset
 from restac_ros.core.images import to_model_range
 from restac_ros.core.observation import ObservationBuilder
 from restac_ros.model import norm_stats as norm
-from restac_ros.model.observation import IMAGE_KEYS, Observation
+from restac_ros.model.observation import IMAGE_KEYS, VQ_ACTION_DIM, Observation
 from restac_ros.model.tokenizer import PromptTokenizer
 
 from . import bag_io
@@ -62,6 +62,8 @@ class TrainArrays:
     actions: np.ndarray  # float32 [N, H, A], model targets (builder.action_targets)
     state_raw: np.ndarray  # float64 [N, state_dim], raw joint state of each observation
     targets_raw: np.ndarray  # float32 [N, H, robot_dim], teacher commands in robot units
+    # The frozen VQ-VAE's outputs per example (vqvae tactile mode; `precompute_tactile_events`)
+    tactile_events: TactileEvents | None = None
 
     def set_targets(self, builder: ObservationBuilder) -> None:
         """actions = the builder's model-space targets (delta dims relative to the state)."""
@@ -72,7 +74,8 @@ class TrainArrays:
     def n(self) -> int:
         return int(self.state.shape[0])
 
-    def batch(self, idx: np.ndarray) -> tuple[Observation, np.ndarray]:
+    def batch(self, idx: np.ndarray) -> tuple[Observation, np.ndarray, tuple | None]:
+        """-> (observation, model-space targets, precomputed (q_event, logvar, codes) or None)."""
         obs = Observation(
             images={k: to_model_range(v[idx]) for k, v in self.images.items()},
             image_masks={k: v[idx] for k, v in self.image_masks.items()},
@@ -83,7 +86,51 @@ class TrainArrays:
             tactile_mask=self.tactile_mask[idx],
             action_prev=self.action_prev[idx],
         )
-        return obs, self.actions[idx]
+        ev = self.tactile_events
+        event = None if ev is None else (ev.q_event[idx], ev.logvar[idx], ev.codes[idx])
+        return obs, self.actions[idx], event
+
+
+@dataclasses.dataclass(frozen=True)
+class TactileEvents:
+    """The frozen Residual VQ-VAE's outputs for every training example, computed once."""
+
+    q_event: np.ndarray  # float32 [N, q_event_dim]
+    logvar: np.ndarray  # float32 [N, 1]
+    codes: np.ndarray  # int32 [N, n_q]
+
+
+def precompute_tactile_events(data: TrainArrays, encoder, batch_size: int = 16,
+                              progress: bool = True) -> TactileEvents:
+    """Runs the model's frozen VQ-VAE (`model.tactile.TactileEncoder`, vqvae mode) once per
+    example, on exactly the inputs a training batch gives it (`TrainArrays.batch`): the
+    training step then takes these instead of running the encoder in every step. The last
+    batch is padded (one compiled shape)."""
+    import jax
+
+    from restac_ros.tactile.jax_port import vqvae_forward
+
+    if encoder.mode != "vqvae" or not encoder.has_vqvae:
+        raise ValueError("precompute_tactile_events needs a tactile encoder with a VQ-VAE loaded")
+    params, hparams = encoder.vqvae.get_value(), encoder.vqvae_hparams.value
+    forward = jax.jit(lambda p, t, v, a: vqvae_forward(p, hparams, t, v, a))
+    q, lv, codes = [], [], []
+    starts = range(0, data.n, batch_size)
+    if progress:
+        starts = tqdm(starts, desc="precomputing VQ-VAE outputs", unit="batch", leave=False)
+    for start in starts:
+        idx = np.arange(start, start + batch_size).clip(max=data.n - 1)
+        obs, _, _ = data.batch(idx)
+        visual = np.stack([obs.images[k] for k in IMAGE_KEYS], axis=1)
+        out = forward(params, obs.tactile_image, visual, obs.action_prev[:, :VQ_ACTION_DIM])
+        keep = min(batch_size, data.n - start)
+        q.append(np.asarray(out.q_event, np.float32)[:keep])
+        lv.append(np.asarray(out.logvar, np.float32)[:keep])
+        codes.append(np.asarray(out.codes, np.int32).reshape(batch_size, -1)[:keep])
+    events = TactileEvents(np.concatenate(q), np.concatenate(lv), np.concatenate(codes))
+    if not (np.isfinite(events.q_event).all() and np.isfinite(events.logvar).all()):
+        raise FloatingPointError("the VQ-VAE gave non-finite q_event / logvar on training data")
+    return events
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:

@@ -63,6 +63,15 @@ class TrainConfig:
     # Action stats per chunk step ([H, D], model/norm_stats.py): the first steps of a delta
     # chunk are ~5x smaller than the last; pooled stats leave them imprecise.
     per_step_action_stats: bool = True
+    # Fraction of training examples shown without touch (tactile_mask False: no tactile
+    # correction, as with the gate closed), so the backbone alone stays a working
+    # vision-only policy and the gated residual learns what touch adds.
+    tactile_dropout: float = 0.0
+    # Centre the gate's logvar_center (necessity / factorized gates) on the training data's
+    # mean VQ-VAE logvar (vqvae mode): the published init (-9.5) assumes the published
+    # VQ-VAE's logvar scale; on a small VQ-VAE whose logvar sits at -4..-1 the gate starts
+    # saturated (constant, no gradient to its centre).
+    center_gate_on_data: bool = False
 
     def model_config(self, vocab_size: int, action_dim: int):
         from restac_ros.model.config import Pi0ResTacConfig
@@ -106,12 +115,12 @@ class _Trainer:
         self.ema = jax.tree.map(jnp.array, params)
         graphdef, rest, tx, decay = self.graphdef, self.rest, self.tx, tc.ema_decay
 
-        def loss_fn(p, rng, obs, actions):
+        def loss_fn(p, rng, obs, actions, event):
             m = nnx.merge(graphdef, p, rest)
-            return jnp.mean(m.compute_loss(rng, obs, actions))
+            return jnp.mean(m.compute_loss(rng, obs, actions, tactile_event=event))
 
-        def step(p, opt_state, ema, step_i, rng, obs, actions):
-            loss, grads = jax.value_and_grad(loss_fn)(p, rng, obs, actions)
+        def step(p, opt_state, ema, step_i, rng, obs, actions, event):
+            loss, grads = jax.value_and_grad(loss_fn)(p, rng, obs, actions, event)
             updates, opt_state = tx.update(grads, opt_state, p)
             p = optax.apply_updates(p, updates)
             d = jnp.minimum(decay, (1.0 + step_i) / (10.0 + step_i))
@@ -120,11 +129,14 @@ class _Trainer:
 
         self._step = jax.jit(step, donate_argnums=(0, 1, 2))
 
-    def step(self, step_i: int, rng, obs, actions) -> float:
+    def step(self, step_i: int, rng, obs, actions, event=None) -> float:
+        """event: the frozen VQ-VAE's precomputed (q_event, logvar, codes) for obs, or None
+        (placeholder tactile encoder, trained in the step)."""
         import jax.numpy as jnp
 
         self.params, self.opt_state, self.ema, loss = self._step(
-            self.params, self.opt_state, self.ema, jnp.float32(step_i), rng, obs, actions)
+            self.params, self.opt_state, self.ema, jnp.float32(step_i), rng, obs, actions,
+            event)
         return float(loss)
 
     def model(self):
@@ -155,6 +167,17 @@ class _Trainer:
         self.params, self.opt_state, self.ema = jax.tree.unflatten(
             treedef, [jax.numpy.asarray(x, dtype=np.asarray(b).dtype)
                       for x, b in zip(leaves, old, strict=True)])
+
+
+def _center_gate(model, data: train_data.TrainArrays) -> None:
+    import jax.numpy as jnp
+
+    if data.tactile_events is None or not hasattr(model.gate, "logvar_center"):
+        raise ValueError("center_gate_on_data needs the VQ-VAE tactile mode and a necessity "
+                         "or factorized gate")
+    centre = model.gate.logvar_center
+    centre.set_value(jnp.full_like(centre.get_value(), float(np.mean(
+        data.tactile_events.logvar))))
 
 
 def work_dir(out: Path) -> Path:
@@ -213,6 +236,8 @@ def train(bags: Sequence[str | Path], out: str | Path, tc: TrainConfig = TrainCo
 
     bags = [Path(b) for b in bags]
     out = Path(out)
+    if not 0.0 <= tc.tactile_dropout < 1.0:
+        raise ValueError(f"tactile_dropout must be in [0, 1), got {tc.tactile_dropout}")
     if out.exists() and any(out.iterdir()) and not resume:
         raise FileExistsError(f"checkpoint directory {out} exists and is not empty "
                               "(use --resume to continue its training)")
@@ -246,6 +271,15 @@ def train(bags: Sequence[str | Path], out: str | Path, tc: TrainConfig = TrainCo
     log(f"{data.n} training examples from {len(bags)} bag(s) in {time.perf_counter() - t0:.1f} s")
 
     model = cfg.create(jax.random.key(tc.seed))
+    if cfg.use_tactile and cfg.tactile_mode == "vqvae":
+        # The VQ-VAE is frozen: its outputs are computed once per example, not in every step.
+        t1 = time.perf_counter()
+        data.tactile_events = train_data.precompute_tactile_events(
+            data, model.tactile_encoder, progress=progress)
+        log(f"VQ-VAE outputs of {data.n} examples precomputed in "
+            f"{time.perf_counter() - t1:.1f} s")
+    if tc.center_gate_on_data:
+        _center_gate(model, data)
     trainer = _Trainer(model, tc)
     start = 0
     if resume:
@@ -262,8 +296,12 @@ def train(bags: Sequence[str | Path], out: str | Path, tc: TrainConfig = TrainCo
     try:
         for step in bar:
             idx = np.random.default_rng([tc.seed, step]).integers(0, data.n, tc.batch_size)
-            obs, actions = data.batch(idx)
-            loss = trainer.step(step, jax.random.fold_in(base, step), obs, actions)
+            obs, actions, event = data.batch(idx)
+            if tc.tactile_dropout > 0:
+                drop = np.random.default_rng([tc.seed, step, 1]).random(len(idx))
+                obs = dataclasses.replace(
+                    obs, tactile_mask=obs.tactile_mask & (drop >= tc.tactile_dropout))
+            loss = trainer.step(step, jax.random.fold_in(base, step), obs, actions, event)
             if not np.isfinite(loss):
                 raise FloatingPointError(f"training loss became {loss} at step {step}")
             losses.append(loss)
@@ -316,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="dims predicted relative to the state: joints (gripper absolute), "
                          "all, none")
     ap.add_argument("--gate", choices=("factorized", "necessity", "learnable"), default=d.gate)
+    ap.add_argument("--tactile-dropout", type=float, default=d.tactile_dropout,
+                    help="fraction of examples trained without touch (tactile_mask False)")
     ap.add_argument("--vqvae", type=Path, default=None,
                     help="frozen Residual VQ-VAE .ckpt (default: trainable placeholder encoder)")
     ap.add_argument("--tokenizer", type=Path, default=None,
@@ -333,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     tc = TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed,
                      rate_hz=args.rate, horizon=args.horizon, save_every=args.save_every,
                      variant=args.variant, gate=args.gate, delta_actions=args.delta_actions,
+                     tactile_dropout=args.tactile_dropout,
                      vqvae_checkpoint=str(args.vqvae.resolve()) if args.vqvae else None)
     try:
         train(args.bags, args.out, tc, args.params, args.tokenizer, args.resume,

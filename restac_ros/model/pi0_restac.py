@@ -202,8 +202,11 @@ class Pi0ResTac(nnx.Module):
         return self.action_out_proj(out)
 
     # -- training ------------------------------------------------------------------
-    def loss_terms(self, rng, obs: Observation, actions):
-        """actions [B,H,A] -> dict(flow [B,H], sparse scalar, gate [B,1], logvar [B,1])."""
+    def loss_terms(self, rng, obs: Observation, actions, tactile_event=None):
+        """actions [B,H,A] -> dict(flow [B,H], sparse scalar, gate [B,1], logvar [B,1]).
+
+        tactile_event: the frozen VQ-VAE's (q_event, logvar[, codes]) for these
+        observations, precomputed once per training frame (see `_tactile`)."""
         noise_rng, time_rng = jax.random.split(rng)
         actions = jnp.asarray(actions, jnp.float32)
         b = actions.shape[0]
@@ -216,7 +219,7 @@ class Pi0ResTac(nnx.Module):
         u_t = noise - actions
         prefix, prefix_mask, prefix_ar = self.embed_prefix(obs)
         suffix, suffix_mask, suffix_ar, cond, feats, gate, logvar = self.embed_suffix(
-            obs, x_t, time)
+            obs, x_t, time, tactile=self._tactile(obs, tactile_event)[0])
         mask = jnp.concatenate([prefix_mask, suffix_mask], axis=1)
         ar = jnp.concatenate([prefix_ar, suffix_ar])
         positions = jnp.cumsum(mask, axis=1) - 1
@@ -237,9 +240,9 @@ class Pi0ResTac(nnx.Module):
             sparse = self.config.sparse_loss_weight * jnp.mean(gate) * weight
         return dict(flow=flow, sparse=sparse, gate=gate, logvar=logvar)
 
-    def compute_loss(self, rng, obs: Observation, actions):
+    def compute_loss(self, rng, obs: Observation, actions, tactile_event=None):
         """-> [B,H]: per-step flow loss plus the (scalar) sparse term."""
-        terms = self.loss_terms(rng, obs, actions)
+        terms = self.loss_terms(rng, obs, actions, tactile_event)
         return terms["flow"] + terms["sparse"]
 
     # -- inference -----------------------------------------------------------------

@@ -89,6 +89,7 @@ class BagPlayerNode(Node):
         self.finished = threading.Event()
         self.stop = threading.Event()
         self.published = 0
+        self.published_by_topic: dict[str, int] = {}
         self._clock_pub = (
             self.create_publisher(Clock, self.p["clock_topic"], qos.CLOCK)
             if self.p["publish_clock"]
@@ -189,6 +190,7 @@ class BagPlayerNode(Node):
                 self._clock_pub.publish(Clock(clock=conversions.ns_to_stamp(bag_ns)))
             self._topic_pubs[conn.topic].publish(raw)
             self.published += 1
+            self.published_by_topic[conn.topic] = self.published_by_topic.get(conn.topic, 0) + 1
         self.get_logger().info(f"bag done: {self.published} messages published")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+import time
 from collections.abc import Sequence
 
 import rclpy
@@ -41,6 +42,10 @@ class BringupError(RuntimeError):
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="restac-bringup", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default=None, help="params YAML (default: config/policy.yaml)")
+    parser.add_argument(
+        "--sim-params", default=None, metavar="YAML",
+        help="--launch sim: sim params layered over --params (default: config/sim.yaml)",
+    )
     parser.add_argument("--launch", default="policy", choices=sorted(ld.LAUNCHES))
     parser.add_argument("--monitor", action="store_true", help="also start tactile_monitor")
     parser.add_argument("--use-sim-time", action="store_true", help="use /clock (bag replay)")
@@ -69,7 +74,8 @@ def specs_from_args(args: argparse.Namespace) -> list[ld.NodeSpec]:
         record_dir=args.record,
     )
     params = args.params or str(config_path("policy.yaml"))
-    return ld.node_specs(params, launch, overrides)
+    overlays = None if args.sim_params is None else [args.sim_params]
+    return ld.node_specs(params, launch, overrides, overlays)
 
 
 def create_nodes(specs: Sequence[ld.NodeSpec], context=None) -> list[Node]:
@@ -127,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"restac-bringup: running {[n.get_name() for n in nodes]}", flush=True)
             if args.exit_when_bag_done and players and not any(t.is_alive() for t in players):
                 # bag time stops with the bag: the last ticks' inference finishes, no new tick
-                stop.wait(ld.BAG_DONE_DRAIN_S)
+                drain_after_bag(nodes, stop)
                 break
             if failed := [s for s in spinners if s.error is not None]:
                 raise BringupError(f"{failed[0].node.get_name()} stopped") from failed[0].error
@@ -153,6 +159,33 @@ def main(argv: Sequence[str] | None = None) -> int:
                 n.close()
             n.destroy_node()
         rclpy.try_shutdown()
+
+
+def drain_after_bag(nodes: Sequence[Node], stop: threading.Event) -> None:
+    """Wait, bounded, until policy_node took every message the players published, inferred
+    every tick they completed and its subscribers acknowledged the outputs: exiting at a
+    fixed delay would lose the last chunks whenever the policy runs behind."""
+    from restac_ros.nodes.policy_node import PolicyNode  # the replay has one (JAX: lazily)
+
+    players = [n for n in nodes if isinstance(n, BagPlayerNode)]
+    policies = [n for n in nodes if isinstance(n, PolicyNode)]
+    published: dict[str, int] = {}
+    for player in players:
+        for topic, count in player.published_by_topic.items():
+            published[topic] = published.get(topic, 0) + count
+    deadline = time.monotonic() + ld.BAG_DONE_DRAIN_TIMEOUT_S
+    while not all(p.drained(published) for p in policies):
+        if time.monotonic() >= deadline:
+            print(f"restac-bringup: policy_node not drained {ld.BAG_DONE_DRAIN_TIMEOUT_S:.0f} s "
+                  "after the bag ended; stopping anyway", file=sys.stderr)
+            return
+        if stop.wait(0.05):
+            return
+    for policy in policies:
+        if policy.outputs is not None and not policy.outputs.wait_for_all_acked(
+                max(0.0, deadline - time.monotonic())):
+            print("restac-bringup: not every subscriber acknowledged the last chunks",
+                  file=sys.stderr)
 
 
 class LifecycleDriver:

@@ -7,9 +7,14 @@ node clock (use_sim_time aware) and publishes /restac/command + /diagnostics.
 Fail closed: every ActionChunk field is validated (conversions.chunk_from_msg, the
 core's Chunk), names are checked against the configured `joint_names`, and every
 callback is guarded: a message that cannot be used is counted with its reason on
-/diagnostics and the node keeps spinning. The node clock is watched on the steady
-clock (core.clock_watch): time jumping back (bag loop) or stalling (/clock stopped)
-resets the executor, which then holds its last command until a fresh chunk comes.
+/diagnostics and the node keeps spinning. Every chunk's verdict goes out on
+`~/chunk_verdict` (std_msgs/Header: stamp = the chunk's stamp, frame_id = "accepted" or
+the refusal key): what a lockstep simulator waits for (nodes/sim_node.py). The node
+clock is watched on the steady clock (core.clock_watch): stalling (/clock stopped)
+resets the executor, which then holds its last command until a fresh chunk comes; time
+jumping back (a bag loop, a sim episode reset) starts a new timeline: the last command
+is dropped too (the next chunk seeds from the measured joints again) and the control
+timer restarts on the new time grid.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64, Float64MultiArray
+from std_msgs.msg import Float64, Float64MultiArray, Header
 
 from restac_ros.core.clock_watch import ClockEvent, ClockWatch
 from restac_ros.core.executor import ChunkExecutor, ExecStatus, ExecutorConfig, GuardMode
@@ -154,7 +159,7 @@ class ChunkExecutorNode(Node):
         self.create_subscription(
             JointState, self.p["joint_states_topic"], self._on_joints, qos.SENSOR
         )
-        self.create_timer(1.0 / self.p["control_rate_hz"], self._on_tick)
+        self._control_timer = self.create_timer(1.0 / self.p["control_rate_hz"], self._on_tick)
         # /diagnostics and the clock watch on the steady clock: they run when /clock does not
         steady = diagnostics.steady_clock()
         self.create_timer(self.p["diagnostics_period_s"], self._publish_diagnostics, clock=steady)
@@ -176,6 +181,7 @@ class ChunkExecutorNode(Node):
         self._diag_pub = self.create_publisher(
             diagnostics.DiagnosticArray, self.p["diagnostics_topic"], qos.DIAGNOSTICS
         )
+        self._verdict_pub = self.create_publisher(Header, "~/chunk_verdict", qos.OUTPUT)
 
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
@@ -193,12 +199,18 @@ class ChunkExecutorNode(Node):
         now_ns = self._now_ns()
         event = self._clock_watch.observe(now_ns, time.monotonic_ns())
         if event in (ClockEvent.JUMP_BACK, ClockEvent.STALLED):
-            if self._core is not None:
+            if self._core is not None and event is ClockEvent.JUMP_BACK:
+                # another timeline: nothing of the old one (last command included) plays
+                self._core = ChunkExecutor(self._core.config, self._core.dim)
+                self._control_timer.reset()  # ticks on the new grid, whatever rcl left
+            elif self._core is not None:
                 self._core.reset()
             detail = (f"node clock went back {self._clock_watch.last_jump_s:.3f}s"
                       if event is ClockEvent.JUMP_BACK
                       else f"node clock stalled for > {self.p['clock_stall_s']}s (no /clock?)")
-            self._reasons.add(event.value, detail + "; executor reset, holding")
+            jumped = event is ClockEvent.JUMP_BACK
+            what = "executor restarted" if jumped else "executor reset, holding"
+            self._reasons.add(event.value, f"{detail}; {what}")
             self.get_logger().warning(f"{event.value}: {detail}")
         return now_ns
 
@@ -211,37 +223,43 @@ class ChunkExecutorNode(Node):
 
     @diagnostics.guarded("invalid_chunk")
     def _on_chunk(self, msg: ActionChunk) -> None:
+        verdict = self._take_chunk(msg)
+        self._verdict_pub.publish(Header(stamp=msg.header.stamp, frame_id=verdict))
+
+    def _take_chunk(self, msg: ActionChunk) -> str:
+        """'accepted', or the key of the reason the chunk was refused."""
         now_ns = self._clock_now()
         if self._core is None:
             self._reasons.add("config_mismatch", f"chunk refused: {self._config_error}")
-            return
+            return "config_mismatch"
         names = tuple(msg.names)
         if names != self._names:
             self._reasons.add(
                 "names_mismatch",
                 f"chunk names {list(names)[:16]} != configured joint_names {list(self._names)}",
             )
-            return
+            return "names_mismatch"
         try:
             chunk = conversions.chunk_from_msg(msg)
         except ValueError as exc:  # ConversionError is a ValueError too
             self._reasons.add("invalid_chunk", str(exc)[:300])
-            return
+            return "invalid_chunk"
         if chunk.dt_s > self.p["max_chunk_dt_s"]:
             self._reasons.add("invalid_chunk", f"chunk {chunk.chunk_id}: dt {chunk.dt_s} s > "
                                                f"max_chunk_dt_s {self.p['max_chunk_dt_s']}")
-            return
+            return "invalid_chunk"
         age_s = (now_ns - chunk.t0_ns) / 1e9
         if age_s > self.p["max_chunk_age_s"]:
             self._reasons.add("stale_chunk", f"chunk {chunk.chunk_id} is {age_s:.3f}s old")
-            return
+            return "stale_chunk"
         if self._core.last_command is None:
             self._seed()
         verdict = self._core.add_chunk(chunk, now_ns)
-        if verdict:
-            self._chunks_accepted += 1
-        else:
+        if not verdict:
             self._reasons.add(f"chunk_{verdict.reason.value}", verdict.detail)
+            return f"chunk_{verdict.reason.value}"
+        self._chunks_accepted += 1
+        return "accepted"
 
     def _seed(self) -> None:
         """Hold the measured joint state before the first chunk (valid, within limits)."""

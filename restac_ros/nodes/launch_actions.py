@@ -67,7 +67,9 @@ def resolved_specs(context, launch: str) -> list[ld.NodeSpec]:
         bag_path=LaunchConfiguration("bag_path", default="").perform(context),
         record_dir=LaunchConfiguration("record_dir", default="").perform(context),
     )
-    return ld.node_specs(arg("params_file"), launch, overrides)
+    sim_params = LaunchConfiguration("sim_params_file", default="").perform(context)
+    return ld.node_specs(arg("params_file"), launch, overrides,
+                         [sim_params] if sim_params else None)
 
 
 def node_actions(

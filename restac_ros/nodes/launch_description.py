@@ -45,6 +45,7 @@ KINDS: dict[str, NodeKind] = {
         NodeKind(
             "restac_record", "restac_ros.nodes.recorder", "RecorderNode", False, "restac-record"
         ),
+        NodeKind("sim_node", "restac_ros.nodes.sim_node", "SimNode", False),
     )
 }
 RECORDER = "restac_record"  # started by any launch when a record directory is given
@@ -56,7 +57,12 @@ LAUNCHES: dict[str, tuple[str, ...]] = {
     "replay": ("bag_player", "policy_node", "chunk_executor", "tactile_monitor",
                "frame_publisher"),
     "monitor": ("tactile_monitor", "frame_publisher"),
+    # restac_sim in place of the robot, lockstep on its /clock (launch/sim.launch.py)
+    "sim": ("sim_node", "policy_node", "chunk_executor"),
 }
+# Params files layered over the main one (config/policy.yaml) per launch, section by
+# section: config/sim.yaml holds sim_node and the pipeline's lockstep overrides.
+LAUNCH_OVERLAYS: dict[str, tuple[str, ...]] = {"sim": ("sim.yaml",)}
 
 # The lifecycle sequence: configure, then activate, exactly once. restac-bringup drives
 # the transitions itself (autostart false); under `ros2 launch` the node runs them
@@ -64,8 +70,11 @@ LAUNCHES: dict[str, tuple[str, ...]] = {
 # bag_player plays only once policy_node is active (LAUNCH_DEFAULTS wait_for_active).
 # Transitions as (start_state, goal_state) labels of lifecycle_msgs/TransitionEvent.
 AUTOSTART_UNDER_LAUNCH = True
-# After the bag ends (exit_when_bag_done): time for the last ticks' chunks to go out.
+# After the bag ends (exit_when_bag_done): under ros2 launch (separate processes), time
+# for the last ticks' chunks to go out; restac-bringup waits for them instead, at most
+# BAG_DONE_DRAIN_TIMEOUT_S.
 BAG_DONE_DRAIN_S = 2.0
+BAG_DONE_DRAIN_TIMEOUT_S = 120.0
 ACTIVATED = ("activating", "active")
 # What a start must look like, and nothing else before a stop (tests check real events).
 START_SEQUENCE = (
@@ -182,17 +191,29 @@ def launch_arguments_to_overrides(
     return per_node
 
 
+def default_overlays(launch: str) -> list[Path]:
+    from restac_ros.paths import config_path
+
+    return [config_path(name) for name in LAUNCH_OVERLAYS.get(launch, ())]
+
+
 def node_specs(
     params_file: str | Path,
     launch: str = "policy",
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    overlay_files: Sequence[str | Path] | None = None,
 ) -> list[NodeSpec]:
-    """The nodes of `launch` with their parameters: YAML section, then `/**`, then overrides
-    (key "*" applies to every node). Lifecycle nodes get autostart False: the launcher
-    drives their transitions."""
+    """The nodes of `launch` with their parameters: YAML section, then `/**`, then the
+    overlay files' sections (None: the launch's LAUNCH_OVERLAYS), then overrides (key "*"
+    applies to every node). Lifecycle nodes get autostart False: the launcher drives
+    their transitions."""
     if launch not in LAUNCHES:
         raise ValueError(f"unknown launch {launch!r}; known: {sorted(LAUNCHES)}")
     sections = read_params_file(params_file)
+    overlays = default_overlays(launch) if overlay_files is None else overlay_files
+    for overlay in overlays:
+        for name, section in read_params_file(overlay).items():
+            sections[name] = {**sections.get(name, {}), **section}
     overrides = overrides or {}
     names = LAUNCHES[launch]
     if RECORDER in overrides:  # first, so it subscribes before anything is published
@@ -211,7 +232,27 @@ def node_specs(
         specs.append(NodeSpec(kind, params))
     if RECORDER in overrides:
         specs[0] = recorder_spec(specs[0], specs[1:], params_file)
-    return specs
+    return [player_waiting_for_policy(s, specs) for s in specs]
+
+
+def player_waiting_for_policy(spec: NodeSpec, specs: Sequence[NodeSpec]) -> NodeSpec:
+    """bag_player next to policy_node: unless told otherwise, it plays once every topic of
+    the bag that policy_node reads (and /clock, on sim time) has a matched subscriber, so
+    no message is lost to discovery (under ros2 launch the nodes are separate processes)."""
+    policy = next((s for s in specs if s.name == "policy_node"), None)
+    p = spec.parameters
+    if spec.name != "bag_player" or policy is None or "wait_for_subscribers" in p:
+        return spec
+    q = policy.parameters
+    inputs = [*q.get("camera_topics", []), q.get("tactile_topic", ""),
+              q.get("joint_states_topic", ""), q.get("prompt_topic", "")]
+    in_bag = bag_topics(p.get("bag_path", ""))
+    wanted = [t for t in inputs if t and t in in_bag]
+    if p.get("publish_clock", True) and q.get("use_sim_time", False):
+        wanted.insert(0, p.get("clock_topic", "/clock"))
+    if not wanted:
+        return spec
+    return NodeSpec(spec.kind, {**p, "wait_for_subscribers": wanted})
 
 
 # Model files a relative path may name: resolved against the working directory first,
@@ -247,6 +288,16 @@ def resolve_model_paths(params: dict[str, Any]) -> None:
             params[name] = resolve_path(params[name], name)
 
 
+# sim_node parameter naming a topic -> its type, recorded next to the pipeline's topics
+SIM_RECORDED = {
+    "contact_topic": "std_msgs/msg/Bool",
+    "slip_topic": "std_msgs/msg/Bool",
+    "wrench_topic": "geometry_msgs/msg/WrenchStamped",
+    "episode_topic": "std_msgs/msg/String",
+    "verdict_topic": "std_msgs/msg/Header",
+}
+
+
 def recorder_spec(recorder: NodeSpec, others: Sequence[NodeSpec], params_file) -> NodeSpec:
     """The recorder's topics/types from the other nodes' parameters, and the run's
     provenance (params file, checkpoint) for the bag metadata."""
@@ -257,6 +308,8 @@ def recorder_spec(recorder: NodeSpec, others: Sequence[NodeSpec], params_file) -
     source = by_name.get("bag_player", {}).get("bag_path", "")
     if source:  # a replay: also every topic of the played bag (teacher, ground truth)
         topics = {**bag_topics(source), **topics}
+    if (sim := by_name.get("sim_node")) is not None:  # the sim's ground truth and episodes
+        topics = {**topics, **{sim[k]: t for k, t in SIM_RECORDED.items()}}
     params = dict(recorder.parameters)
     params["topics"], params["types"] = list(topics), list(topics.values())
     params["config_file"] = str(Path(params_file).absolute())

@@ -11,7 +11,7 @@ Fail closed: every callback is guarded (diagnostics.guarded); image fields / com
 headers are checked before a message is buffered; stamps outside a window around the
 node clock are refused before they reach the buffers or the tick bookkeeping; held-back
 messages are bounded by count and time; the node clock is watched against the steady
-clock, and a jump back (bag loop) or a stall drops every buffered input.
+clock, and a jump back (bag loop) or a stall (timer ticks) drops every buffered input.
 """
 
 from __future__ import annotations
@@ -40,11 +40,11 @@ from restac_ros.nodes.policy_model import LoadedPolicy, PolicyDropped, RemotePol
 from restac_ros.nodes.policy_outputs import ChunkResult, PolicyOutputs
 from restac_ros.nodes.policy_status import PolicyStatus
 from restac_ros.nodes.spin import STOP_GRACE_S, exit_abandoning, run_nodes
+from restac_ros.nodes.stamp_hold import HELD_MAX, StampHold
 from restac_ros.nodes.worker import Worker
 
 NODE_NAME = "policy_node"
 BACKLOG = 8  # tick_on: stamps: ticks that may wait for the worker before one is skipped
-HELD_MAX = 4096  # tick_on: stamps: held-back messages per stream (500 Hz joints: ~8 s)
 
 
 class PolicyNode(LifecycleNode):
@@ -65,8 +65,7 @@ class PolicyNode(LifecycleNode):
         self._active = False
         self._next_chunk_id = 0
         self._last_tick_ns = 0
-        self._ticker: ticks.StampTicker | None = None  # tick_on: stamps
-        self._held: dict[str, deque] = {}  # tick_on: stamps, messages not yet buffered
+        self._stamps: StampHold | None = None  # tick_on: stamps
         self._awaiting_prompt_noted = False  # tick_on: stamps, reported once
         self._backlog: deque = deque()  # tick_on: stamps, samples waiting for the worker
         self._clock_watch: ClockWatch | None = None  # created on configure (its parameters)
@@ -133,11 +132,10 @@ class PolicyNode(LifecycleNode):
         if self.p["tick_on"] == "timer":
             self._tick_timer = self.create_timer(1.0 / self.p["rate_hz"], self._on_tick)
         elif self.p["tick_on"] == "stamps":
-            required = tuple(s.name for s in self.builder.spec.stream_specs() if s.required)
-            self._ticker = ticks.StampTicker(
-                int(self.p["tick_origin_ns"]), self.p["rate_hz"], required
-            )
-            self._held = {s.name: deque() for s in self.builder.spec.stream_specs()}
+            specs = self.builder.spec.stream_specs()
+            self._stamps = StampHold(int(self.p["tick_origin_ns"]), self.p["rate_hz"],
+                                     tuple(s.name for s in specs),
+                                     tuple(s.name for s in specs if s.required))
         self.status.lifecycle = "active"
         return super().on_activate(state)
 
@@ -146,7 +144,7 @@ class PolicyNode(LifecycleNode):
         if self._tick_timer is not None:
             self.destroy_timer(self._tick_timer)
             self._tick_timer = None
-        self._ticker, self._held = None, {}
+        self._stamps = None
         self._backlog.clear()
         self.buffers.clear()
         self.builder.prepared.clear()
@@ -232,11 +230,15 @@ class PolicyNode(LifecycleNode):
         event = watch.observe(now_ns, time.monotonic_ns())
         self.status.clock = watch.state
         if event in (ClockEvent.JUMP_BACK, ClockEvent.STALLED):
-            self._reset_inputs()
+            # tick_on: stamps decides on stamps alone: a stall only delays its ticks
+            dropped = event is ClockEvent.JUMP_BACK or self._stamps is None
+            if dropped:
+                self._reset_inputs()
             detail = (f"node clock went back {watch.last_jump_s:.3f}s"
                       if event is ClockEvent.JUMP_BACK
                       else f"node clock stalled for > {self.p['clock_stall_s']}s (no /clock?)")
-            self.status.reject(event.value, detail + "; buffered inputs dropped")
+            self.status.reject(event.value, detail + ("; buffered inputs dropped" if dropped
+                                                      else "; ticks wait for the stamps"))
             self.get_logger().warning(f"{event.value}: {detail}")
         return now_ns
 
@@ -245,17 +247,15 @@ class PolicyNode(LifecycleNode):
             self.buffers.clear()
         if self.builder is not None:
             self.builder.prepared.clear()
-        if self._ticker is not None:
-            self._ticker.reset()
-        for held in self._held.values():
-            held.clear()
+        if self._stamps is not None:
+            self._stamps.reset()
         self._backlog.clear()
         self._last_tick_ns = 0
 
     def _push(self, stream: str, header, value) -> None:
         stamp_ns, now_ns = conversions.stamp_to_ns(header.stamp), self._clock_now()
         self.status.received(stream)
-        if self._ticker is not None:
+        if self._stamps is not None:
             # the window (and unstamped policy) before the tick bookkeeping sees the stamp
             reason = self.buffers.screen(stream, stamp_ns, now_ns)
             if reason is not None:
@@ -274,29 +274,18 @@ class PolicyNode(LifecycleNode):
         return reason is None
 
     def _hold(self, stream: str, stamp_ns: int, value, receipt_ns: int) -> None:
-        """tick_on: stamps. Hold the message back until the ticks before its stamp are done.
-
-        Tick T is assembled, at T, from exactly the messages stamped <= T, once every
-        required stream has delivered one stamped >= T (restac_ros.core.ticks).
-        """
-        effective = stamp_ns or receipt_ns  # unstamped: the buffers stamp on receipt
-        held_here = self._held[stream]
-        if len(held_here) >= HELD_MAX:
-            held_here.popleft()
+        """tick_on: stamps. Hold the message back until the ticks before its stamp are done
+        (nodes.stamp_hold)."""
+        if not self._stamps.hold(stream, stamp_ns, value, receipt_ns):
             self.status.reject(f"{stream}.held_overflow",
                                f"{stream}: more than {HELD_MAX} messages held back")
-        held_here.append((effective, stamp_ns, value, receipt_ns))
-        self._ticker.offer(stream, effective)
         self._release_due_ticks()
 
     def _release_due_ticks(self) -> None:
         """Buffer the held messages of every complete tick and assemble it, oldest first.
-
         No tick is due before the first prompt (unless a default is configured): offline
         evaluation knows the bag's prompt from tick one, live replay gets it on its own
-        latched topic, which may match after the sensor topics. Waiting makes the ticks
-        independent of that order; held messages and skipped ticks stay bounded.
-        """
+        latched topic, which may match after the sensor topics."""
         if self._prompt is None and self._prompt_refusal is None \
                 and self.builder.spec.default_prompt is None:
             if not self._awaiting_prompt_noted:
@@ -304,11 +293,9 @@ class PolicyNode(LifecycleNode):
                 self.status.reject("awaiting_prompt",
                                    "tick_on: stamps: ticks wait for the first prompt")
             return
-        for tick_ns in self._ticker.due():
-            for name, held in self._held.items():
-                while held and held[0][0] <= tick_ns:
-                    _, stamp, val, receipt = held.popleft()
-                    self._buffer(name, stamp, val, receipt)
+        for tick_ns, batch in self._stamps.release():
+            for name, stamp, value, receipt in batch:
+                self._buffer(name, stamp, value, receipt)
             self._assemble(tick_ns)
 
     @diagnostics.guarded("bad_image_message")
@@ -355,7 +342,7 @@ class PolicyNode(LifecycleNode):
             return
         self._prompt, self._prompt_refusal = text, None
         self.get_logger().info(f"prompt: {input_checks.prompt_summary(text)}")
-        if self._ticker is not None:
+        if self._stamps is not None:
             self._release_due_ticks()
 
     # -- observation tick and inference --------------------------------------
@@ -370,7 +357,7 @@ class PolicyNode(LifecycleNode):
         """Sample the buffers at now_ns and hand the sample to the inference worker."""
         if not self._active or self.worker is None:
             return
-        stamps = self._ticker is not None
+        stamps = self._stamps is not None
         if self.worker.busy and (not stamps or len(self._backlog) >= BACKLOG):
             self.status.skipped_busy()
             return
@@ -386,7 +373,7 @@ class PolicyNode(LifecycleNode):
             return
         if stamps:  # every tick of the grid is inferred, in order (the worker drains)
             self._backlog.append((sample, tick))
-            self.worker.submit(None)
+            self.worker.kick()  # a drain that just found the backlog empty runs again
         else:
             self.worker.submit((sample, tick))
 
@@ -445,6 +432,18 @@ class PolicyNode(LifecycleNode):
         self.status.reject("inference_error", f"{type(exc).__name__}: {exc}")
         self.get_logger().error(f"inference failed: {exc!r}")
 
+    def drained(self, published_by_topic: dict[str, int]) -> bool:
+        """True once every message published on our input topics (a player's counts) was
+        taken and every tick it completed is inferred and published (bag replay's end)."""
+        topics = dict(zip(self.p["camera_topics"], self.p["camera_slots"], strict=True))
+        topics[self.p["tactile_topic"]] = policy_params.TACTILE_STREAM
+        topics[self.p["joint_states_topic"]] = policy_params.JOINT_STREAM
+        for topic, count in published_by_topic.items():
+            stream = topics.get(topic)
+            if stream is not None and self.status.received_count(stream) < count:
+                return False
+        return not self._backlog and (self.worker is None or not self.worker.busy)
+
     # -- diagnostics -----------------------------------------------------------
     @diagnostics.guarded("callback_error")
     def _publish_diagnostics(self) -> None:
@@ -468,7 +467,7 @@ class PolicyNode(LifecycleNode):
 
     def _prepared_values(self) -> dict[str, object]:
         values: dict[str, object] = {
-            "ticks_skipped_far_behind": 0 if self._ticker is None else self._ticker.skipped}
+            "ticks_skipped_far_behind": 0 if self._stamps is None else self._stamps.ticker.skipped}
         if self.builder is not None:
             values["tactile_stretched"] = self.builder.tactile_stretched
         if self.preparer is None or self.builder is None:

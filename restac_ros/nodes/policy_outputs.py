@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 from nav_msgs.msg import Path
+from rclpy.duration import Duration
 from std_msgs.msg import Float32, Int32MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
@@ -111,6 +112,15 @@ class PolicyOutputs:
         self._logvar.publish(Float32(data=float(r.logvar)))
         self._codes.publish(conversions.int32_array(r.codes, "vq_codes"))
         return chunk_sent
+
+    def wait_for_all_acked(self, timeout_s: float) -> bool:
+        """True once every reliable subscriber acknowledged every output (bounded)."""
+        deadline = time.monotonic() + timeout_s
+        acked = True
+        for pub in self._all:
+            left = max(0.0, deadline - time.monotonic())
+            acked = pub.wait_for_all_acked(Duration(nanoseconds=round(left * 1e9))) and acked
+        return acked
 
     def destroy(self, node) -> None:
         # the lifecycle variant: it also drops the publisher from the node's managed

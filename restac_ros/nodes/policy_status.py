@@ -35,6 +35,7 @@ class PolicyStatus:
         self._reasons = diagnostics.ReasonLog()
         self._chunk_rate = diagnostics.RateCounter()
         self._rates: dict[str, diagnostics.RateCounter] = {}
+        self._received: collections.Counter[str] = collections.Counter()
 
     def set_error(self, text: str) -> None:
         with self._lock:
@@ -52,7 +53,13 @@ class PolicyStatus:
     def received(self, stream: str) -> None:
         with self._lock:
             rate = self._rates.setdefault(stream, diagnostics.RateCounter())
+            self._received[stream] += 1
         rate.tick()
+
+    def received_count(self, stream: str) -> int:
+        """Messages of `stream` taken so far (accepted or refused)."""
+        with self._lock:
+            return self._received[stream]
 
     def reject(self, key: str, detail: str) -> None:
         """An observation (or message) refused: counted by key; the text says why."""

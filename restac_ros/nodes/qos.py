@@ -39,8 +39,11 @@ SENSOR_INPUT = keep_last(50, qos_profile_sensor_data.reliability,
 
 # Lossless replay (bag_player `reliable`, policy_node `reliable_inputs`): reliable
 # sensors; a reliable subscription matches only reliable publishers, so the default stays
-# best effort (real sensor drivers publish best effort).
-SENSOR_RELIABLE = keep_last(50, _RELIABLE, qos_profile_sensor_data.durability)
+# best effort (real sensor drivers publish best effort). Reliable KEEP_LAST still loses
+# messages when a reader's queue is full of untaken ones (the oldest is overwritten) or
+# a writer's of unacknowledged ones: the depth is what makes it lossless, here through
+# a 5 s stall of the subscriber's executor at 100 Hz (seen: 0.8 s on a loaded 2-core CI).
+SENSOR_RELIABLE = keep_last(500, _RELIABLE, qos_profile_sensor_data.durability)
 
 # The task prompt: published once, must reach late joiners.
 PROMPT = keep_last(1, _RELIABLE, QoSDurabilityPolicy.TRANSIENT_LOCAL)

@@ -40,7 +40,7 @@ PARAMETERS = {
         ["/restac/prompt", "/tf_static"],
         "Topics subscribed transient local (latched: the prompt)",
     ),
-    "depth": (200, "Subscription queue depth per topic"),
+    "depth": (1000, "Subscription queue depth per topic (lossless through a stall)"),
     "config_file": ("", "Params YAML of the run, stored in the bag metadata"),
     "checkpoint_dir": ("", "Policy checkpoint of the run; its id goes in the bag metadata"),
     "source_bag": ("", "Replay: the played bag (its metadata is copied into the recording)"),

@@ -1,8 +1,10 @@
 """A single background worker thread: heavy work never runs in an executor thread.
 
 `submit(job)` hands one job over and returns False while the worker is busy
-(the caller counts the skip); the job function runs on the worker thread and
-its exceptions go to `on_error` (reported by the caller, never swallowed).
+(the caller counts the skip); `kick()` asks for one more run with job None even
+while busy (a drain loop over the caller's own queue then cannot miss an item queued
+just as it finished). The job function runs on the worker thread and its exceptions
+go to `on_error` (reported by the caller, never swallowed).
 """
 
 from __future__ import annotations
@@ -41,6 +43,15 @@ class Worker:
             self._job, self._has_job = job, True
             self._cond.notify()
             return True
+
+    def kick(self) -> None:
+        """Run the job function once more (job None) after this call: now if idle, else
+        right after the current run. Kicks while one is pending coalesce."""
+        with self._cond:
+            if self._stopping or self._has_job:
+                return
+            self._job, self._has_job = None, True
+            self._cond.notify()
 
     def _run(self) -> None:
         while True:

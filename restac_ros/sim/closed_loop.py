@@ -5,11 +5,14 @@ sensors go into the ObservationBuilder's StreamBuffers as the sim produces them 
 like sim_node: origin `EPOCH_NS`, step j at EPOCH_NS + round(j * 1e9 / 300)); at each
 policy tick T (`core.ticks` grid from EPOCH_NS, params' rate) the observation is sampled
 from the messages stamped <= T, built, inferred with `tick_seed(seed, T)` and
-postprocessed to robot units; the chunk (t0 = T) reaches a `core.executor.ChunkExecutor`
-at its first control tick >= T (lockstep: a slow policy never costs sim time), which
-seeds from the measured joints like chunk_executor, applies latency compensation,
-crossfade, limits, hold and the logvar guard, and its command is held by the sim until
-the next control tick. Executor holds are counted per status.
+postprocessed to robot units; the chunk (t0 = T, float32 actions as the ActionChunk
+carries them) reaches a `core.executor.ChunkExecutor` at the first joint-state stamp
+>= T (where policy_node's tick completes), after the control tick at that stamp
+(lockstep: a slow policy never costs sim time; sim_node's step protocol over DDS gives
+the same order). The executor seeds from the measured joints like chunk_executor,
+applies latency compensation, crossfade, limits, hold and the logvar guard, and its
+command is held by the sim until the next control tick. Executor holds are counted per
+status.
 
 Ablations (options on the inputs / the call, one model):
   on           the observation as built (tactile branch active)
@@ -252,18 +255,6 @@ class ClosedLoopRunner:
                         if bag is not None:
                             bag.chunk(chunk, rec, spec.joint_names)
                 if j % ctrl == 0:
-                    if pending is not None:
-                        if executor.last_command is None:  # chunk_executor's seed
-                            try:
-                                executor.seed(env.joint_positions())
-                            except ValueError:  # outside the limits: no seed, like the node
-                                refused["seed_refused"] += 1
-                        reason = self._refusal(pending, stamp)  # chunk_executor's own checks
-                        verdict = None if reason else executor.add_chunk(pending, stamp)
-                        accepted += bool(verdict)
-                        if not verdict:
-                            refused[reason or verdict.reason.value] += 1
-                        pending = None
                     out = executor.step(stamp)
                     control_ticks += 1
                     closest = min(closest, float(np.linalg.norm(
@@ -273,6 +264,20 @@ class ClosedLoopRunner:
                     command = out.positions
                     if bag is not None and command is not None:
                         bag.command(stamp, command, out.status.value)
+                if pending is not None and due.joints:
+                    # the tick completes (policy_node has the joint state >= T): the chunk
+                    # reaches chunk_executor now, after its control tick at this stamp
+                    if executor.last_command is None:  # chunk_executor's seed
+                        try:
+                            executor.seed(env.joint_positions())
+                        except ValueError:  # outside the limits: no seed, like the node
+                            refused["seed_refused"] += 1
+                    reason = self._refusal(pending, stamp)  # chunk_executor's own checks
+                    verdict = None if reason else executor.add_chunk(pending, stamp)
+                    accepted += bool(verdict)
+                    if not verdict:
+                        refused[reason or verdict.reason.value] += 1
+                    pending = None
                 if j < n_steps:
                     env.step(command)
                     command = None  # held by the sim until the next control tick
@@ -357,8 +362,11 @@ class ClosedLoopRunner:
         try:
             actions = builder.postprocess_actions(result.actions_norm[0],
                                                   builder.state_vector(sample.joints))
-            # the guard reads the sensor's logvar (a NaN one holds: unknown uncertainty)
-            chunk = Chunk(tick_ns, self.dt_s, actions, logvar=rec.logvar, chunk_id=chunk_id)
+            # as the ActionChunk carries them (float32); the guard reads the sensor's logvar
+            # (a NaN one holds: unknown uncertainty)
+            actions = np.asarray(actions, np.float32).astype(np.float64)
+            logvar = None if rec.logvar is None else float(np.float32(rec.logvar))
+            chunk = Chunk(tick_ns, self.dt_s, actions, logvar=logvar, chunk_id=chunk_id)
         except (InvalidActions, ValueError):
             rec.invalid = "invalid_actions"  # NaN/inf or wrong shape: never executed
             return rec, None

@@ -43,10 +43,13 @@ def test_close_stops_a_producer_blocked_on_a_full_queue():
     p = Prefetcher(items(), depth=2)
     it = iter(p)
     assert next(it) == 0
-    time.sleep(0.2)  # the producer fills the queue and blocks
-    t0 = time.perf_counter()
-    p.close()
-    assert time.perf_counter() - t0 < 2.0
+    # the producer fills the queue (items 1, 2) and blocks putting item 3
+    deadline = time.monotonic() + 30.0
+    while len(produced) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(produced) == 4, produced
+    p.close(timeout_s=30.0)  # the blocked producer sees the stop within its poll period
+    assert not p._thread.is_alive()
     assert len(produced) <= 5
     with pytest.raises(ValueError):
         Prefetcher([], depth=0)

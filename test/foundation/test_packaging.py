@@ -132,7 +132,8 @@ def test_venv_has_the_ament_layout_ros2_launch_and_run_resolve():
     assert found["listed"] and share == VENV / "share" / "restac_ros"
     assert (share / "package.xml").read_text() == (ROOT / "package.xml").read_text()
     assert found["launch"] == sorted(p.name for p in (ROOT / "launch").glob("*.launch.py"))
-    assert found["launch"] == ["monitor.launch.py", "policy.launch.py", "replay.launch.py"]
+    assert found["launch"] == ["monitor.launch.py", "policy.launch.py", "replay.launch.py",
+                               "sim.launch.py"]
     for name in ("policy.yaml", "restac.rviz", "fastdds_loopback.xml"):
         assert (share / "config" / name).read_text() == (ROOT / "config" / name).read_text()
     assert Path(found["libexec"]) == VENV / "lib" / "restac_ros"

@@ -47,7 +47,7 @@ def test_bringup_runs_the_pipeline_and_stops_cleanly(tmp_path, ros_context, tiny
         ok = spin_until(executor, lambda: len(chunks) >= 3 and len(commands) >= 20, 150.0)
         alive = proc.poll() is None
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=60)  # bounds the wait; idle exit ~2 s
     finally:
         if proc.poll() is None:
             stop_process(proc)

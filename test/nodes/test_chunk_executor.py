@@ -19,6 +19,11 @@ from test.ros_helpers import spin_until
 NAMES = ["joint1", "joint2", "gripper"]
 DT = 0.1
 RATE = 50.0
+S = 1_000_000_000
+# The node publishes commands keep-last-1; the test listens with a deep queue so a slow
+# test spin (loaded machine) does not lose commands between two it does see.
+COMMAND_LISTEN = qos.keep_last(1000, qos.COMMAND.reliability)
+WAIT_S = 30.0  # bounds every wait on a condition (seconds on an idle machine)
 
 
 class ExecutorHarness:
@@ -47,7 +52,7 @@ class ExecutorHarness:
                 JointState,
                 merged.get("command_topic", "/restac/command"),
                 self._on_cmd,
-                qos.COMMAND,
+                COMMAND_LISTEN,
             )
         self.client.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 10)
         self.client.create_timer(0.02, self._publish_joints)
@@ -89,14 +94,29 @@ class ExecutorHarness:
     def spin_for(self, seconds: float) -> None:
         spin_until(self.executor, lambda: False, seconds)
 
+    def wait(self, condition, what: str = "") -> None:
+        assert spin_until(self.executor, condition, WAIT_S), f"{what}: {self.diag_text()}"
+
     def wait_matched(self) -> None:
-        ok = spin_until(
-            self.executor,
-            lambda: self.chunk_pub.get_subscription_count() > 0 and len(self.commands) == 0,
-            10.0,
+        """Chunks reach the node, its commands reach us, and it holds a measured joint
+        state to seed from (the seed is part of what the tests check)."""
+        topic = self.node.p["command_topic"]
+        commands = [p for p in self.node.publishers if p.topic_name == topic]
+        seed = self.node.p["seed_from_joint_states"]
+        self.wait(
+            lambda: self.chunk_pub.get_subscription_count() > 0
+            and all(p.get_subscription_count() > 0 for p in commands)
+            and (not seed or all(n in self.node._joints for n in self.node.p["joint_names"])),
+            "not matched / no joint state at the node",
         )
-        assert ok
-        self.spin_for(0.3)  # joint states reach the executor (seed)
+        assert self.commands == []
+
+    def commands_from(self, t_ns: int) -> list[np.ndarray]:
+        return [p for t, p in self.commands if t >= t_ns]
+
+    def wait_clock(self, t_ns: int) -> None:
+        """Spin until the (shared system) clock reaches t_ns."""
+        self.wait(lambda: self.now_ns() >= t_ns, "clock")
 
     def diag_text(self) -> str:
         for array in reversed(self.diags):
@@ -119,13 +139,16 @@ def ramp(start: np.ndarray, slope: np.ndarray, horizon: int = 20) -> np.ndarray:
 def test_continuous_across_chunk_boundaries(make_harness):
     h = make_harness(max_velocity=[10.0, 10.0, 10.0])
     h.wait_matched()
-    h.send(ramp(np.array([0.0, 0.0, 0.5]), np.array([0.2, -0.1, 0.0])), h.now_ns())
-    h.spin_for(0.6)
-    # the next chunk disagrees with the first by 0.15: the executor must blend, not jump
-    h.send(ramp(np.array([0.27, -0.06, 0.35]), np.array([0.2, -0.1, 0.0])), h.now_ns())
-    h.spin_for(0.8)
-    h.send(ramp(np.array([0.1, 0.1, 0.6]), np.array([0.0, 0.0, 0.0])), h.now_ns())
-    h.spin_for(0.8)
+    t1 = h.now_ns()
+    h.send(ramp(np.array([0.0, 0.0, 0.5]), np.array([0.2, -0.1, 0.0])), t1)
+    # the next chunk disagrees with the first by 0.15 (same slope, stamped 0.6 s later, so
+    # the offset does not depend on when it arrives): the executor must blend, not jump
+    h.wait_clock(t1 + 6 * S // 10)
+    h.send(ramp(np.array([0.27, -0.06, 0.35]), np.array([0.2, -0.1, 0.0])), t1 + 6 * S // 10)
+    h.wait_clock(t1 + 14 * S // 10)
+    h.send(ramp(np.array([0.1, 0.1, 0.6]), np.array([0.0, 0.0, 0.0])), t1 + 14 * S // 10)
+    h.wait(lambda: len(h.commands_from(t1 + 22 * S // 10)) > 0 and len(h.commands) > 50
+           and "chunks_accepted=3" in h.diag_text(), "commands after the third chunk")
     times = np.array([t for t, _ in h.commands]) / 1e9
     positions = np.array([p for _, p in h.commands])
     assert len(positions) > 50, h.diag_text()
@@ -135,7 +158,6 @@ def test_continuous_across_chunk_boundaries(make_harness):
     # stamps, so a late tick on a loaded machine does not count as a jump.
     velocity = np.abs(np.diff(positions, axis=0)) / np.diff(times)[:, None]
     assert velocity.max() < 4.0, velocity.max()
-    assert "chunks_accepted=3" in h.diag_text()
 
 
 def test_limits_respected(make_harness):
@@ -144,10 +166,10 @@ def test_limits_respected(make_harness):
         position_min=[-0.2, -0.2, 0.0], position_max=[0.3, 0.3, 1.0], max_velocity=vmax.tolist()
     )
     h.wait_matched()
-    h.send(ramp(np.array([0.0, -0.5, 0.5]), np.array([2.0, -1.0, 3.0])), h.now_ns())
-    h.spin_for(1.5)
+    t0 = h.now_ns()
+    h.send(ramp(np.array([0.0, -0.5, 0.5]), np.array([2.0, -1.0, 3.0])), t0)
+    h.wait(lambda: len(h.commands) > 30 and h.commands_from(t0 + 15 * S // 10), "commands")
     positions = np.array([p for _, p in h.commands])
-    assert len(positions) > 30
     assert np.all(positions <= np.array([0.3, 0.3, 1.0]) + 1e-9)
     assert np.all(positions >= np.array([-0.2, -0.2, 0.0]) - 1e-9)
     steps = np.abs(np.diff(positions, axis=0))
@@ -157,28 +179,27 @@ def test_limits_respected(make_harness):
 def test_holds_on_stale_chunk_and_after_chunk_end(make_harness):
     h = make_harness()
     h.wait_matched()
-    h.send(ramp(np.array([1.0, 1.0, 1.0]), np.ones(3)), h.now_ns() - 5 * 10**9)  # 5 s old
-    h.spin_for(0.5)
-    assert "stale_chunk" in h.diag_text()
+    h.send(ramp(np.array([1.0, 1.0, 1.0]), np.ones(3)), h.now_ns() - 5 * S)  # 5 s old
+    h.wait(lambda: "stale_chunk" in h.diag_text(), "stale chunk not reported")
     assert h.commands == []  # no chunk accepted yet: nothing to command
-    h.send(ramp(np.array([0.0, 0.0, 0.5]), np.array([0.1, 0.1, 0.0]), horizon=5), h.now_ns())
-    h.spin_for(1.2)  # the chunk covers 0.4 s; afterwards the executor holds its last command
+    t0 = h.now_ns()
+    h.send(ramp(np.array([0.0, 0.0, 0.5]), np.array([0.1, 0.1, 0.0]), horizon=5), t0)
+    # the chunk covers 0.4 s; afterwards the executor holds its last command
+    h.wait(lambda: len(h.commands_from(t0 + 4 * S // 10 + 1)) >= 20
+           and "hold_chunk_end" in h.diag_text(), "20 commands after the chunk's end")
     positions = np.array([p for _, p in h.commands])
     tail = positions[-20:]
     assert np.allclose(tail, tail[-1]), tail
     assert np.allclose(tail[-1], [0.04, 0.04, 0.5], atol=1e-6)  # last action, not extrapolated
-    assert "hold_chunk_end" in h.diag_text()
 
 
 def test_logvar_guard_holds(make_harness):
     h = make_harness(logvar_guard=True, logvar_bound=0.0, guard_mode="hold")
     h.wait_matched()
     h.send(ramp(np.array([0.5, 0.5, 0.9]), np.ones(3)), h.now_ns(), logvar=1.0)
-    h.spin_for(0.6)
+    h.wait(lambda: len(h.commands) > 10 and "hold_uncertain" in h.diag_text(), "guard hold")
     positions = np.array([p for _, p in h.commands])
-    assert len(positions) > 10
     assert np.allclose(positions, [0.0, 0.0, 0.5])  # the seeded (measured) state
-    assert "hold_uncertain" in h.diag_text()
 
 
 def test_float64_multi_array_and_pose_stamped_outputs(ros_context):
@@ -195,7 +216,7 @@ def test_float64_multi_array_and_pose_stamped_outputs(ros_context):
     try:
         h1.wait_matched()
         h1.send(ramp(np.array([0.0, 0.0, 0.5]), np.array([0.1, 0.0, 0.0])), h1.now_ns())
-        assert spin_until(h1.executor, lambda: len(got["array"]) > 5, 10.0)
+        h1.wait(lambda: len(got["array"]) > 5, "Float64MultiArray commands")
         assert len(got["array"][-1].data) == 3
     finally:
         h1.close()
@@ -207,7 +228,7 @@ def test_float64_multi_array_and_pose_stamped_outputs(ros_context):
         Float64, "/restac/gripper_command", got["gripper"].append, qos.COMMAND
     )
     try:
-        assert spin_until(h2.executor, lambda: h2.chunk_pub.get_subscription_count() > 0, 10.0)
+        h2.wait_matched()
         row = np.array([0.4, 0.0, 0.3, 0.0, 0.0, 0.0, 0.8])
         msg = conversions.action_chunk(
             stamp_ns=h2.now_ns(),
@@ -221,7 +242,7 @@ def test_float64_multi_array_and_pose_stamped_outputs(ros_context):
             gate=0.0,
         )
         h2.chunk_pub.publish(msg)
-        assert spin_until(h2.executor, lambda: len(got["pose"]) > 5 and got["gripper"], 10.0)
+        h2.wait(lambda: len(got["pose"]) > 5 and got["gripper"], "pose + gripper commands")
         pose = got["pose"][-1]
         assert pose.header.frame_id == "base_link"
         assert pose.pose.position.x == pytest.approx(0.4) and pose.pose.orientation.w == 1.0
@@ -234,6 +255,7 @@ def test_chunk_not_matching_the_limits_is_reported_not_fatal(make_harness):
     h = make_harness(position_min=[-1.0] * 8, position_max=[1.0] * 8)  # 8 dims, chunks have 3
     h.wait_matched()
     h.send(ramp(np.zeros(3), np.zeros(3)), h.now_ns())
-    h.spin_for(0.6)
-    assert "config_mismatch" in h.diag_text() and h.commands == []
+    # reported once at start-up and once for the refused chunk
+    h.wait(lambda: "rejected.config_mismatch=2:" in h.diag_text(), "chunk not refused")
+    assert h.commands == []
     assert h.spinner.error is None  # the executor thread is still spinning

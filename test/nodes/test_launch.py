@@ -29,11 +29,13 @@ def same(a, b) -> bool:
 
 
 # parameters a launcher fills in (unset in the YAML)
-UNSET = {"bag_player": {"topics"}, "restac_record": {"topics", "types", "best_effort_topics"}}
+UNSET = {"bag_player": {"topics", "wait_for_subscribers"},
+         "restac_record": {"topics", "types", "best_effort_topics"}}
 
 
 def test_yaml_sections_cover_every_declared_parameter(ros_context, tmp_path):
     sections = ld.read_params_file(YAML)
+    sections["sim_node"] = ld.read_params_file(config_path("sim.yaml"))["sim_node"]
     required = {
         "bag_player": [Parameter("bag_path", value="/nonexistent")],
         "restac_record": [Parameter("output_dir", value=str(tmp_path / "rec")),

@@ -14,9 +14,7 @@ from std_msgs.msg import String
 
 from restac_ros.nodes import conversions, qos
 from test.nodes.harness import PolicyHarness
-from test.nodes.test_policy_bad_input import BAD_WINDOW_S, run_bad_then_good
-
-S = 1_000_000_000
+from test.nodes.test_policy_bad_input import BAD_WINDOW_S, S, run_bad_then_good, stamped_after
 
 
 def joint_value(index: int, value: float):
@@ -154,10 +152,10 @@ def test_far_off_stamps_neither_freeze_nor_pile_up(ros_context, tiny_checkpoint)
         h.streams.mutate["base_0_rgb"] = once(stamped_ahead(86400))
         assert h.spin_until(lambda: h.diagnostics_mention("joints.too_old"), 30.0), (
             h.status_text())
-        assert h.spin_until(lambda: h.diagnostics_mention("base_0_rgb.from_future"), 10.0), (
+        assert h.spin_until(lambda: h.diagnostics_mention("base_0_rgb.from_future"), 30.0), (
             h.status_text())
         assert h.spin_until(lambda: len(h.chunks) >= 2, 60.0), h.status_text()
-        held = sum(len(q) for q in h.node._held.values())
+        held = h.node._stamps.count()
         assert held < 2000, held
         assert h.spinner.error is None
     finally:
@@ -170,10 +168,12 @@ def test_long_prompt_and_nul_prompt_are_refused(ros_context, tiny_checkpoint):
         assert h.spin_until(lambda: len(h.chunks) >= 1, 60.0), h.status_text()
         h.streams.publish_prompt("x" * 1_000_000)
         assert h.spin_until(lambda: h.diagnostics_mention("bad_prompt", "1000000 characters"),
-                            20.0), h.status_text()
-        h.chunks.clear()
+                            30.0), h.status_text()
+        # The refusal happened before now: a chunk from a later tick means the old task
+        # went on (one inferred from an earlier tick may still arrive, however slow).
+        refused_by_ns = h.streams.get_clock().now().nanoseconds
         h.spin_for(BAD_WINDOW_S)
-        assert h.chunks == [], "the old task went on after a refused prompt"
+        assert stamped_after(h, refused_by_ns) == [], "the old task went on after a refused prompt"
         text = h.status_text()
         assert len(text) < 20_000 and "x" * 200 not in text
         # a NUL inside the prompt, sent as raw CDR (an rclpy String would be cut at the NUL)
@@ -181,11 +181,11 @@ def test_long_prompt_and_nul_prompt_are_refused(ros_context, tiny_checkpoint):
         cdr = b"\x00\x01\x00\x00" + struct.pack("<I", len(raw) + 1) + raw + b"\x00"
         pub = h.streams.create_publisher(String, "/restac/prompt", qos.PROMPT)
         pub.publish(cdr)
-        assert h.spin_until(lambda: h.diagnostics_mention("bad_prompt", "NUL"), 20.0), (
+        assert h.spin_until(lambda: h.diagnostics_mention("bad_prompt", "NUL"), 30.0), (
             h.status_text())
-        h.chunks.clear()
+        refused_by_ns = h.streams.get_clock().now().nanoseconds
         h.spin_for(BAD_WINDOW_S)
-        assert h.chunks == []
+        assert stamped_after(h, refused_by_ns) == []
         h.streams.publish_prompt("pick up the cube")
         assert h.spin_until(lambda: len(h.chunks) >= 1, 30.0), h.status_text()
     finally:
@@ -229,15 +229,22 @@ def test_sim_time_jump_back_resets_inputs(ros_context, tiny_checkpoint):
     h.listener.create_timer(0.01, tick)
     try:
         assert h.spin_until(lambda: len(h.chunks) >= 1, 60.0), h.status_text()
+        jump_ns, before = clock["ns"], len(h.chunks)
         clock["ns"] -= 10 * S
-        assert h.spin_until(lambda: h.diagnostics_mention("clock_jump_back"), 20.0), (
+        assert h.spin_until(lambda: h.diagnostics_mention("clock_jump_back"), 30.0), (
             h.status_text())
-        h.chunks.clear()
-        assert h.spin_until(lambda: len(h.chunks) >= 1, 8.0), h.status_text()
-        stamp = conversions.stamp_to_ns(h.chunks[-1].header.stamp)
-        assert stamp < 1000 * S  # on the new timeline
+
+        def new_timeline() -> list[int]:
+            stamps = (conversions.stamp_to_ns(c.header.stamp) for c in h.chunks[before:])
+            return [s for s in stamps if s < jump_ns - 2 * S]
+
+        # Chunks resume on the new timeline within 8 s of sim time (sim time runs slower
+        # on a loaded machine, so this is not a wall-clock race). Without the reset every
+        # message would be refused as out of order until sim time passed jump_ns again, so
+        # no chunk could be stamped before jump_ns - 2 s.
+        assert h.spin_until(lambda: new_timeline(), 120.0), h.status_text()
         clock["paused"] = True
-        assert h.spin_until(lambda: h.diagnostics_mention("clock=stalled"), 10.0), (
+        assert h.spin_until(lambda: h.diagnostics_mention("clock=stalled"), 30.0), (
             h.status_text())
         assert h.spinner.error is None
     finally:

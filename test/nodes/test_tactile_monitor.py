@@ -54,10 +54,12 @@ def monitor(ros_context):
     executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(client)
     try:
+        outputs = [p for p in node.publishers if p.topic_name.startswith("/restac/tactile/")]
         assert spin_until(
-            executor, lambda: all(p.get_subscription_count() for p in pubs.values()), 10
+            executor, lambda: all(p.get_subscription_count() for p in [*pubs.values(), *outputs]),
+            30.0,
         )
-        yield executor, pubs, got
+        yield node, executor, pubs, got
     finally:
         executor.shutdown(timeout_sec=2.0)
         spinner.stop()
@@ -78,13 +80,14 @@ def check_marker(m: Marker) -> None:
 
 
 def test_markers_overlay_and_ee_path(monitor):
-    executor, pubs, got = monitor
+    node, executor, pubs, got = monitor
     pubs["tactile"].publish(rgb_image(240, 320, 10, 0, "tactile_link"))
-    spin_until(executor, lambda: False, 0.3)
+    # the overlay needs the tactile image, which comes on another topic than the
+    # diagnostics: wait until the monitor holds it (no ordering across topics)
+    assert spin_until(executor, lambda: node._tactile is not None, 30.0)
     for logvar, gate in ((-12.0, 0.0), (-4.0, 0.5), (5.0, 1.0)):
         pubs["diag"].publish(diagnostics_msg(logvar, gate))
-        spin_until(executor, lambda: False, 0.2)
-    assert spin_until(executor, lambda: len(got["markers"]) >= 3 and got["overlay"], 10.0)
+    assert spin_until(executor, lambda: len(got["markers"]) >= 3 and got["overlay"], 30.0)
     spheres = []
     for array in got["markers"][-3:]:
         ids = [m.id for m in array.markers]
@@ -117,10 +120,10 @@ def test_markers_overlay_and_ee_path(monitor):
             gate=0.0,
         )
     )
-    spin_until(executor, lambda: False, 0.3)
+    assert spin_until(executor, lambda: node._chunk is not None, 30.0)  # another topic
     got["markers"].clear()
     pubs["diag"].publish(diagnostics_msg(-3.0, 0.2))
-    assert spin_until(executor, lambda: got["markers"], 10.0)
+    assert spin_until(executor, lambda: got["markers"], 30.0)
     line = next(m for m in got["markers"][-1].markers if m.type == Marker.LINE_STRIP)
     check_marker(line)
     assert line.header.frame_id == "base_link" and len(line.points) == 10

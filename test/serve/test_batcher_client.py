@@ -8,6 +8,7 @@ import threading
 import numpy as np
 import pytest
 
+from restac_ros.serve import client as client_module
 from restac_ros.serve.batcher import Batcher, Overloaded
 from restac_ros.serve.client import RemoteClient, RemoteFailed, RemoteTimeout, RemoteUnavailable
 from test.serve.conftest import robot_observation
@@ -53,19 +54,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_unreachable_server_backs_off_without_blocking():
-    client = RemoteClient("127.0.0.1", _free_port(), timeout_s=5.0)
+def test_unreachable_server_backs_off_without_blocking(monkeypatch):
+    # a first backoff far longer than the two calls take, however loaded the machine
+    monkeypatch.setattr(client_module, "FIRST_BACKOFF_S", 60.0)
+    client = RemoteClient("127.0.0.1", _free_port(), timeout_s=5.0, max_backoff_s=120.0)
+    obs = robot_observation(0)
     with pytest.raises(RemoteUnavailable, match="ConnectionRefused"):
-        client.infer(robot_observation(0))
+        client.infer(obs)
     with pytest.raises(RemoteUnavailable, match="retrying in"):
-        client.infer(robot_observation(0))  # inside the backoff: no new attempt
+        client.infer(obs)  # inside the backoff: no new attempt
     assert client.counters["connect_failed"] == 1 and not client.connected
 
 
 def test_late_reply_is_dropped_with_its_connection_then_the_client_recovers(make_server):
     # A real server whose batch waits 5 s for company: a lone request is answered late.
     slow = make_server(max_wait_ms=5_000.0)
-    client = RemoteClient("127.0.0.1", slow.port, timeout_s=0.3)
+    # the reply comes after 5 s; connecting is not what is timed here (bounded separately)
+    client = RemoteClient("127.0.0.1", slow.port, timeout_s=0.3, connect_timeout_s=30.0)
     with pytest.raises(RemoteTimeout, match="no reply within 0.3 s"):
         client.infer(robot_observation(0))
     assert client.counters["late_replies_dropped"] == 1 and not client.connected

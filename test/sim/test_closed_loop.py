@@ -78,9 +78,10 @@ def test_episode_runs_the_pipeline_and_counts_holds(episodes):
     assert len(r.ticks) == 23
     assert r.invalid_ticks == {"no_previous_state": 2}
     assert r.chunks_accepted == 21 and r.chunks_refused == {}
-    # the first chunk (tick 2, t = 0.1333 s) reaches the executor at its 0.14 s control
-    # tick: the 14 ticks 0 .. 0.13 s had no command to send (the sim held its home pose)
-    assert r.hold_ticks == {"no_command": 14}
+    # the first chunk (tick 2, t = 0.1333 s) reaches the executor with the 0.14 s joint
+    # state, after its control tick there: the 15 ticks 0 .. 0.14 s had no command to send
+    # (the sim held its home pose)
+    assert r.hold_ticks == {"no_command": 15}
     assert r.control_ticks == 151
     assert not r.diverged and r.duration_s == pytest.approx(1.5)
     moved = np.abs(np.asarray(r.final_joints[:7]) - HOME_Q)
@@ -130,12 +131,12 @@ def test_episode_mcap(episodes):
     info = yaml.safe_load((Path(r.mcap) / "metadata.yaml").read_text())
     meta = info["rosbag2_bagfile_information"]["custom_data"]
     assert counts["/restac/action_chunk"] == counts["/restac/tactile/diagnostics"] == 21
-    assert counts["/joint_states"] == 151 and counts["/restac/command"] == 151 - 14
+    assert counts["/joint_states"] == 151 and counts["/restac/command"] == 151 - 15
     assert counts["/camera/base/image_raw/compressed"] == 23
     assert counts["/tactile/image_raw/compressed"] == 46
     assert chunks[0].horizon == 10 and len(chunks[0].actions) == 80
     summary = json.loads(meta["restac.closed_loop"])
-    assert summary["ablation"] == "on" and summary["holds"] == 14
+    assert summary["ablation"] == "on" and summary["holds"] == 15
     assert meta["restac.seed"] == str(SEED) and meta["restac.success"] == "false"
 
 

@@ -1,8 +1,11 @@
-"""sim_node over real (loopback) DDS: robot topics, lockstep on /clock, and the real
-chunk_executor's commands moving the simulated arm. Waits are bounded; nothing here
-depends on timing (lockstep: the sim cannot advance without the pipeline)."""
+"""sim_node over real (loopback) DDS: robot topics, lockstep on /clock, the real
+chunk_executor's commands moving the simulated arm, and episode resets over /sim/reset.
+Waits are bounded; nothing here depends on timing (lockstep: the sim cannot advance
+without the pipeline)."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import rclpy
@@ -12,7 +15,7 @@ from rclpy.parameter import Parameter
 from restac_ros.msg import ActionChunk
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Bool, String
+from std_msgs.msg import Bool, Int64, String
 
 from restac_ros.nodes import conversions, qos
 from restac_ros.nodes.chunk_executor import ChunkExecutorNode
@@ -42,16 +45,19 @@ class Rig:
         rclpy.init(context=self.context)
         merged = {
             "seed": 1, "settle_s": SETTLE_S, "policy_rate_hz": 0.0, "diagnostics_period_s": 0.2,
+            "pipeline_nodes": ["chunk_executor"], "sensor_subscribers": ["sim_test_client"],
             **sim_params,
         }
+        self.client = rclpy.create_node("sim_test_client", context=self.context)
         self.sim = SimNode(context=self.context, parameter_overrides=_params(merged))
         self.executor_node = ChunkExecutorNode(
             context=self.context,
             parameter_overrides=_params(
-                {"use_sim_time": True, "control_rate_hz": 100.0, "max_chunk_age_s": 2.0}
+                {"use_sim_time": True, "control_rate_hz": 100.0, "max_chunk_age_s": 2.0,
+                 "clock_jump_tolerance_s": 1e-6, "clock_stall_s": 3600.0,
+                 "diagnostics_period_s": 0.2}
             ),
         )
-        self.client = rclpy.create_node("sim_test_client", context=self.context)
         self.images: dict[str, list[Image]] = {t: [] for t in IMAGES}
         self.joints: dict[int, tuple] = {}
         self.clock: list[int] = []
@@ -66,7 +72,15 @@ class Rig:
         sub(String, "/restac/prompt", lambda m: self.prompts.append(m.data), qos.PROMPT)
         sub(Bool, "/contact/ground_truth", lambda m: self.contact.append(m.data), qos.OUTPUT)
         self.diagnostics: list[dict[str, str]] = []
+        self.executor_diagnostics: list[dict[str, str]] = []
         sub(DiagnosticArray, "/diagnostics", self._on_diagnostics, qos.DIAGNOSTICS)
+        self.episodes: list[dict] = []
+        sub(String, "/sim/episode", lambda m: self.episodes.append(json.loads(m.data)),
+            qos.PROMPT)
+        self.commands: list[int] = []
+        sub(JointState, "/restac/command",
+            lambda m: self.commands.append(conversions.stamp_to_ns(m.header.stamp)), qos.COMMAND)
+        self.reset_pub = self.client.create_publisher(Int64, "/sim/reset", qos.OUTPUT)
         self.command_pub = self.client.create_publisher(JointState, "/restac/command", qos.COMMAND)
         self.chunk_pub = self.client.create_publisher(
             ActionChunk, "/restac/action_chunk", qos.OUTPUT
@@ -75,7 +89,7 @@ class Rig:
         self.spinners = [SpinThread(n, self.context).start() for n in nodes]
         self.spin = SingleThreadedExecutor(context=self.context)
         self.spin.add_node(self.client)
-        assert self.until(lambda: self.chunk_pub.get_subscription_count() >= 2, 10.0)
+        assert self.until(lambda: self.chunk_pub.get_subscription_count() >= 1, 10.0)
 
     def _on_joints(self, msg: JointState) -> None:
         assert list(msg.name) == list(JOINT_NAMES)
@@ -85,6 +99,8 @@ class Rig:
         for status in msg.status:
             if status.name == "restac: sim_node":
                 self.diagnostics.append({kv.key: kv.value for kv in status.values})
+            if status.name == "restac: chunk_executor":
+                self.executor_diagnostics.append({kv.key: kv.value for kv in status.values})
 
     def until(self, condition, timeout_s: float) -> bool:
         return spin_until(self.spin, condition, timeout_s)
@@ -150,10 +166,11 @@ def test_sim_node_publishes_robot_topics_and_moves_on_executor_commands() -> Non
         assert rig.until(lambda: rig.joints[max(rig.joints)][0] > 0.2, 60.0)
         assert abs(rig.joints[max(rig.joints)][7] - 0.08) > 0.005  # the gripper follows
         assert rig.sim.env.joint_positions()[0] > 0.2
-        # a chunk stamped ahead of sim time is refused (it would open the chunk gate)
+        # a chunk stamped ahead of sim time: refused by the executor, and its verdict
+        # cannot open the sim's gate for ticks not yet observed
         rig.send_chunk(rig.sim_time() + 10**9, target_rows(), chunk_id=1)
         assert rig.until(
-            lambda: rig.diagnostics and "rejected.chunk_from_future" in rig.diagnostics[-1], 30.0
+            lambda: rig.diagnostics and "rejected.verdict_ignored" in rig.diagnostics[-1], 30.0
         )
     finally:
         rig.close()
@@ -184,7 +201,7 @@ def test_lockstep_results_do_not_depend_on_wall_time() -> None:
 
 
 def test_chunk_gate_waits_for_the_policys_answer_to_each_tick() -> None:
-    rig = Rig(policy_rate_hz=15.0)
+    rig = Rig(policy_rate_hz=15.0, first_gated_tick=1)
     tick = [EPOCH_NS + round(k * 1e9 / 15) for k in range(4)]
     joint_after = lambda t: -(-(t - EPOCH_NS) // 10**7) * 10**7 + EPOCH_NS  # next 100 Hz
     try:
@@ -197,5 +214,37 @@ def test_chunk_gate_waits_for_the_policys_answer_to_each_tick() -> None:
             assert rig.until(lambda k=k: rig.sim_time() >= joint_after(tick[k + 1]), 60.0)
             rig.until(lambda: False, 0.5)
             assert rig.sim_time() == joint_after(tick[k + 1])  # 140 ms, then 200 ms
+    finally:
+        rig.close()
+
+
+def test_reset_starts_a_new_seeded_episode_and_nothing_of_the_old_one_plays() -> None:
+    rig = Rig()
+    try:
+        assert rig.until(lambda: SETTLED in rig.joints, 60.0)
+        rig.send_chunk(SETTLED, target_rows())
+        assert rig.until(lambda: rig.joints[max(rig.joints)][0] > 0.2, 60.0)  # arm away
+        moved_until = rig.sim_time()
+        rig.reset_pub.publish(Int64(data=5))
+        assert rig.until(lambda: any(e["seed"] == 5 and e["state"] == "running"
+                                     for e in rig.episodes), 60.0), rig.diagnostics[-1:]
+        old = next(e for e in rig.episodes if e["state"] == "reset")
+        assert old["seed"] == 1 and old["episode"] == 1 and old["success"] is False
+        assert old["chunk_verdicts"] == {"accepted": 1} and old["control_ticks"] > 0
+        # the clock restarted at the episode origin (after a blip past the old episode) ...
+        start = rig.clock.index(moved_until)
+        assert EPOCH_NS in rig.clock[start:]
+        # ... the executor started a new timeline (a jump back, one per episode) ...
+        assert rig.until(lambda: rig.executor_diagnostics[-1]["clock_jumps_back"] == "2", 30.0)
+        # ... so the new world settles at home: no command of the old episode plays
+        commands_before = len(rig.commands)
+        rig.joints.clear()
+        assert rig.until(lambda: SETTLED in rig.joints, 60.0)
+        np.testing.assert_allclose(rig.joints[SETTLED][:7], HOME_Q, atol=2e-3)
+        assert rig.sim.env.task.seed == 5
+        # (old-timeline commands still in flight are stamped after SETTLED: never taken)
+        assert all(t > SETTLED for t in rig.commands[commands_before:])
+        rig.send_chunk(SETTLED, target_rows(-0.3))  # and a new chunk drives it again
+        assert rig.until(lambda: rig.joints[max(rig.joints)][0] < HOME_Q[0] - 0.2, 60.0)
     finally:
         rig.close()
