@@ -57,6 +57,24 @@ class PolicyHarness:
         self.executor.add_node(self.streams)
         self.executor.add_node(self.listener)
 
+    def start_sim_clock(self, start_ns: int) -> dict:
+        """Publish /clock from the listener, +10 ms every 10 ms of wall time; the returned
+        dict's "ns" may be moved (a jump) and "paused" set (a stall)."""
+        from rosgraph_msgs.msg import Clock
+
+        from restac_ros.nodes import conversions
+
+        clock = {"ns": int(start_ns), "paused": False}
+        pub = self.listener.create_publisher(Clock, "/clock", qos.CLOCK)
+
+        def tick() -> None:
+            if not clock["paused"]:
+                clock["ns"] += 10_000_000
+                pub.publish(Clock(clock=conversions.ns_to_stamp(clock["ns"])))
+
+        self.listener.create_timer(0.01, tick)
+        return clock
+
     def spin_until(self, condition, timeout_s: float) -> bool:
         return spin_until(self.executor, condition, timeout_s)
 

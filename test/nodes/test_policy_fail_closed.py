@@ -8,7 +8,6 @@ import struct
 
 import numpy as np
 import pytest
-from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
@@ -218,15 +217,7 @@ def test_sim_time_jump_back_resets_inputs(ros_context, tiny_checkpoint):
     out of order for 10 s; with it chunks resume on the new timeline."""
     h = PolicyHarness(ros_context, tiny_checkpoint, use_sim_time=True, clock_stall_s=1.0,
                       streams={"use_sim_time": True})
-    clock = {"ns": 1000 * S, "paused": False}
-    pub = h.listener.create_publisher(Clock, "/clock", qos.CLOCK)
-
-    def tick() -> None:
-        if not clock["paused"]:
-            clock["ns"] += 10_000_000
-            pub.publish(Clock(clock=conversions.ns_to_stamp(clock["ns"])))
-
-    h.listener.create_timer(0.01, tick)
+    clock = h.start_sim_clock(1000 * S)
     try:
         assert h.spin_until(lambda: len(h.chunks) >= 1, 60.0), h.status_text()
         jump_ns, before = clock["ns"], len(h.chunks)

@@ -42,22 +42,10 @@ def test_ticks_before_the_first_prompt_wait_for_it(ros_context, tiny_checkpoint)
 def test_a_clock_stall_delays_stamp_ticks_without_dropping_them(ros_context, tiny_checkpoint):
     """tick_on: stamps decides on stamps alone: a /clock stall is reported, the held
     messages stay (timer ticks drop theirs), and chunks resume with the clock."""
-    from rosgraph_msgs.msg import Clock
-
-    from restac_ros.nodes import conversions, qos
-
     s = 10**9
     h = PolicyHarness(ros_context, tiny_checkpoint, tick_on="stamps", rate_hz=5.0,
                       use_sim_time=True, clock_stall_s=1.0, streams={"use_sim_time": True})
-    clock = {"ns": 1000 * s, "paused": False}
-    pub = h.listener.create_publisher(Clock, "/clock", qos.CLOCK)
-
-    def tick() -> None:
-        if not clock["paused"]:
-            clock["ns"] += 10_000_000
-            pub.publish(Clock(clock=conversions.ns_to_stamp(clock["ns"])))
-
-    h.listener.create_timer(0.01, tick)
+    clock = h.start_sim_clock(1000 * s)
     try:
         assert h.spin_until(lambda: len(h.chunks) >= 2, 60.0), h.status_text()
         clock["paused"] = True
