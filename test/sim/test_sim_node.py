@@ -248,3 +248,18 @@ def test_reset_starts_a_new_seeded_episode_and_nothing_of_the_old_one_plays() ->
         assert rig.until(lambda: rig.joints[max(rig.joints)][0] < HOME_Q[0] - 0.2, 60.0)
     finally:
         rig.close()
+
+
+def test_a_reset_seed_out_of_range_is_refused_and_the_episode_goes_on() -> None:
+    rig = Rig()
+    try:
+        assert rig.until(lambda: SETTLED in rig.joints, 60.0)
+        for bad in (-1, 2**32):
+            rig.reset_pub.publish(Int64(data=bad))
+        assert rig.until(lambda: any("outside [0, 2^32)" in d.get("rejected.invalid_reset", "")
+                                     and d["rejected.invalid_reset"].startswith("2:")
+                                     for d in rig.diagnostics), 30.0), rig.diagnostics[-1:]
+        assert not any(e["state"] == "reset" for e in rig.episodes), rig.episodes
+        assert rig.sim.env.task.seed == 1 and rig.diagnostics[-1]["episode"] == "1"
+    finally:
+        rig.close()
