@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import threading
 import time
 from collections import deque
 
@@ -33,13 +32,14 @@ from restac_ros.core.images import ImageDecodeError, RawCompressedImage, RawImag
 from restac_ros.core.observation import InvalidActions, InvalidObservation, ObservationBuilder
 from restac_ros.core.observation_spec import delta_action_mask_from_meta
 from restac_ros.core.restac_preset import resolve_delta_mask
-from restac_ros.nodes import conversions, diagnostics, policy_params, qos
+from restac_ros.nodes import conversions, diagnostics, policy_diagnostics, policy_params, qos
 from restac_ros.nodes.image_preparer import ImagePreparer
+from restac_ros.nodes.lifecycle_autostart import LifecycleAutostart
 from restac_ros.nodes.params import declare
 from restac_ros.nodes.policy_model import LoadedPolicy, PolicyDropped, RemotePolicy, load_policy
 from restac_ros.nodes.policy_outputs import ChunkResult, PolicyOutputs
 from restac_ros.nodes.policy_status import PolicyStatus
-from restac_ros.nodes.spin import STOP_GRACE_S, exit_abandoning, run_nodes
+from restac_ros.nodes.spin import run_nodes
 from restac_ros.nodes.stamp_hold import HELD_MAX, StampHold
 from restac_ros.nodes.worker import Worker
 
@@ -444,71 +444,22 @@ class PolicyNode(LifecycleNode):
                 return False
         return not self._backlog and (self.worker is None or not self.worker.busy)
 
-    # -- diagnostics -----------------------------------------------------------
+    # -- diagnostics (assembled by nodes.policy_diagnostics) ------------------
     @diagnostics.guarded("callback_error")
     def _publish_diagnostics(self) -> None:
         now_ns = self._clock_now()
-        freshness = None if self.buffers is None else self.buffers.freshness(now_ns)
-        counters = None if self.buffers is None else self.buffers.counters()
-        topics = dict(zip(self.p["camera_slots"], self.p["camera_topics"], strict=True))
-        topics[policy_params.TACTILE_STREAM] = self.p["tactile_topic"]
-        topics[policy_params.JOINT_STREAM] = self.p["joint_states_topic"]
-        statuses = self.status.diagnostics(
-            f"restac: {NODE_NAME}",
-            self.get_fully_qualified_name(),
-            freshness,
-            counters,
-            topics,
-            self._prompt,
-            {**self._prepared_values(), "prompt_refused": self._prompt_refusal or "<no>",
-             **(self.policy.diagnostic_values() if self.policy is not None else {})},
-        )
-        self._diag_pub.publish(diagnostics.array(now_ns, statuses))
-
-    def _prepared_values(self) -> dict[str, object]:
-        values: dict[str, object] = {
-            "ticks_skipped_far_behind": 0 if self._stamps is None else self._stamps.ticker.skipped}
-        if self.builder is not None:
-            values["tactile_stretched"] = self.builder.tactile_stretched
-        if self.preparer is None or self.builder is None:
-            return {"images_prepared_on_arrival": False, **values}
-        cache = self.builder.prepared
-        return {"images_prepared_on_arrival": True, "images_prepared": self.preparer.prepared,
-                "images_superseded_before_preparing": self.preparer.skipped,
-                "tick_images_ready": cache.hits, "tick_images_converted_late": cache.misses,
-                **values}
+        extra = policy_diagnostics.part_values(self.builder, self.preparer, self._stamps,
+                                               self.policy, self._prompt_refusal)
+        self._diag_pub.publish(policy_diagnostics.policy_array(
+            now_ns, self.status, f"restac: {NODE_NAME}", self.get_fully_qualified_name(),
+            self.p, self.buffers, extra, self._prompt))
 
 
 def main(args: list[str] | None = None) -> int:
-    made: list[PolicyNode] = []
-
-    def make():
-        made.append(PolicyNode())
-        return made
-
-    autostart: list[threading.Thread] = []
-
-    def start(nodes) -> None:
-        # Standalone: configure and activate (launch files and bringup drive it instead),
-        # on a thread so that a Ctrl-C during a long configure is seen at once.
-        node = nodes[0]
-
-        def configure_and_activate() -> None:
-            if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-                node.trigger_activate()
-
-        if node.p["autostart"]:
-            autostart.append(threading.Thread(target=configure_and_activate, daemon=True))
-            autostart[0].start()
-
-    def stop() -> None:
-        # run_nodes then shuts the lifecycle down (stopping the inference worker)
-        if autostart:
-            autostart[0].join(timeout=STOP_GRACE_S)
-            if autostart[0].is_alive():
-                exit_abandoning([NODE_NAME])
-
-    return run_nodes(make, args=sys.argv if args is None else args, after_start=start, on_stop=stop)
+    autostart = LifecycleAutostart(NODE_NAME)  # standalone; launch files drive it instead
+    return run_nodes(lambda: [PolicyNode()], args=sys.argv if args is None else args,
+                     after_start=lambda nodes: autostart.start(nodes[0], nodes[0].p["autostart"]),
+                     on_stop=autostart.stop)
 
 
 if __name__ == "__main__":

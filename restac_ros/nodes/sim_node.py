@@ -18,9 +18,10 @@ and the sensor publishers matched `sensor_subscribers`: nothing is lost to disco
 nothing of the old episode plays. A reset waits for a tick being answered. `/sim/episode`
 (std_msgs/String, JSON, latched) reports each episode at its start and end (`episode_s`).
 
-Lockstep (`lockstep: true`), per base step at stamp S, so that a slow policy stretches
-wall time, never results (the same as closed_loop.ClosedLoopRunner, which adds a chunk
-after the executor's control tick at the step it completes):
+Lockstep (`lockstep: true`; the waits' conditions: nodes.sim_lockstep), per base step
+at stamp S, so that a slow policy stretches wall time, never results (the same as
+closed_loop.ClosedLoopRunner, which adds a chunk after the executor's control tick at
+the step it completes):
 1. /clock S (republished while waiting: it is best effort);
 2. if commands are due (an accepted chunk this episode) and S is a control tick: wait
    for the command stamped S; if a policy tick completes at S: chunk_executor has seen
@@ -50,16 +51,15 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Header, Int64, String
 
-from restac_ros.core import ticks
 from restac_ros.nodes import conversions, diagnostics, qos
 from restac_ros.nodes.params import declare
+from restac_ros.nodes.sim_lockstep import LockstepGate, LockstepWait
 from restac_ros.nodes.sim_sync import EpisodeLog, PipelineView
 from restac_ros.nodes.spin import run_nodes
 from restac_ros.sample_bag.writer import EPOCH_NS
 from restac_ros.sim.cli import parse_shape
 from restac_ros.sim.env import (
     BASE_RATE_HZ,
-    JOINT_RATE_HZ,
     InvalidCommand,
     SimConfig,
     SimEnv,
@@ -125,23 +125,18 @@ class SimNode(Node):
         super().__init__(NODE_NAME, **kwargs)
         self.p = p = declare(self, PARAMETERS)
         self._config = SimConfig(tactile=TactileConfig(shape=parse_shape(p["tactile_shape"])))
-        period_steps = p["command_period_s"] * BASE_RATE_HZ
-        if not (p["command_period_s"] > 0 and abs(period_steps - round(period_steps)) < 1e-9):
-            raise ValueError("command_period_s must be a positive multiple of 1/300 s")
-        if p["policy_rate_hz"] < 0 or p["first_gated_tick"] < 0:
-            raise ValueError("policy_rate_hz and first_gated_tick must be >= 0")
-        self._period_ns = round(p["command_period_s"] * NS)
+        self._gate = LockstepGate(EPOCH_NS, p["command_period_s"], p["policy_rate_hz"],
+                                  p["first_gated_tick"], p["settle_s"], p["executor_node"])
         self.env = SimEnv(self._config)
         self._pipeline = PipelineView([n for n in p["pipeline_nodes"] if n])
         self._reasons = diagnostics.ReasonLog()
-        self._timeouts = 0
         self._commands = 0
         self._episodes = 0
         self._phase = "idle"  # idle | blip | restart | running | over
         self._log: EpisodeLog | None = None
         self._last_report: dict | None = None
         self._reset_request: int | None = p["seed"] if p["autostart"] else None
-        self._wait_reason, self._wait_since, self._last_clock_wall = "", None, 0.0
+        self._wait, self._last_clock_wall = LockstepWait(p["lockstep_timeout_s"]), 0.0
         self._max_clock_ns = EPOCH_NS
         self._clear_episode_state()
         sensor = qos.SENSOR_RELIABLE if p["reliable"] else qos.SENSOR
@@ -171,10 +166,7 @@ class SimNode(Node):
     def _clear_episode_state(self) -> None:
         self._stage = "clock"  # clock | sync | sensors | verdict | advance (one step)
         self._command: np.ndarray | None = None  # the command the sim holds
-        self._received: tuple[int, np.ndarray] | None = None  # newest command (stamp, q)
-        self._accepted = False  # a chunk accepted this episode: commands are due
-        self._verdict_ns = -1  # newest verdict stamp this episode
-        self._answered_ns = -1  # newest policy tick the sim has waited for
+        self._gate.new_episode()
         self._next_record_k = 0  # next policy tick whose contact is logged
         self._jumps_before: dict[str, int] = {}
 
@@ -194,11 +186,11 @@ class SimNode(Node):
         except (ValueError, conversions.ConversionError) as exc:
             self._reasons.add("invalid_command", str(exc))
             return
-        self._received = (conversions.stamp_to_ns(msg.header.stamp), command)
+        self._gate.received = (conversions.stamp_to_ns(msg.header.stamp), command)
         self._commands += 1
         if not self.p["lockstep"]:
             self._command = command
-        elif self._wait_reason:
+        elif self._wait.reason:
             self._on_step()  # what the sim waits for may have come: no timer period lost
 
     @diagnostics.guarded("invalid_verdict")
@@ -207,12 +199,10 @@ class SimNode(Node):
         if self._phase != "running" or stamp > self._now_ns():  # another episode's
             self._reasons.add("verdict_ignored", f"verdict {msg.frame_id!r} stamped {stamp}")
             return
-        if self.p["policy_rate_hz"] > 0 and stamp < self._tick_ns(self.p["first_gated_tick"]):
+        if not self._gate.take_verdict(stamp, msg.frame_id == "accepted"):
             self._log.ungated_verdicts += 1  # a chunk the sim did not wait for: timing
-        self._verdict_ns = max(self._verdict_ns, stamp)
         self._log.verdicts[msg.frame_id] += 1
-        self._accepted = self._accepted or msg.frame_id == "accepted"
-        if self._wait_reason:
+        if self._wait.reason:
             self._on_step()
 
     @diagnostics.guarded("invalid_reset")
@@ -228,30 +218,12 @@ class SimNode(Node):
         for status in msg.status:
             values = {kv.key: kv.value for kv in status.values}
             self._pipeline.offer(stamp, status.name, values)
-        if self._wait_reason:
+        if self._wait.reason:
             self._on_step()
 
     # --- time ------------------------------------------------------------------------
     def _now_ns(self) -> int:
         return EPOCH_NS + step_stamp_ns(self.env.step_index)
-
-    def _tick_ns(self, k: int) -> int:
-        return ticks.tick_at(EPOCH_NS, self.p["policy_rate_hz"], k)  # policy_node's grid
-
-    def _pending_tick_ns(self, now: int) -> int | None:
-        """The newest gated policy tick whose inputs are all published by `now` (cameras
-        and tactile stamped at the tick, the joint state at the next 100 Hz stamp) and
-        that the sim has not waited for yet; None if none."""
-        if self.p["policy_rate_hz"] <= 0:
-            return None
-        joint_ns = NS // JOINT_RATE_HZ
-        k = int((now - EPOCH_NS) * self.p["policy_rate_hz"] // NS) + 1  # float floor: +1
-        while k >= self.p["first_gated_tick"]:
-            tick = self._tick_ns(k)
-            if -(-(tick - EPOCH_NS) // joint_ns) * joint_ns + EPOCH_NS <= now:
-                return tick if tick > self._answered_ns else None
-            k -= 1
-        return None
 
     def _publish_clock(self, stamp_ns: int, repeat: bool = False) -> None:
         if repeat and time.monotonic() - self._last_clock_wall < CLOCK_REPEAT_S:
@@ -264,19 +236,12 @@ class SimNode(Node):
         """Wait for `reason` (True), or move on after lockstep_timeout_s (False, counted)."""
         if clock_ns is not None:
             self._publish_clock(clock_ns, repeat=True)
-        if self._wait_since is None or self._wait_reason != reason:
-            self._wait_since, self._wait_reason = time.monotonic(), reason
-        if time.monotonic() - self._wait_since < self.p["lockstep_timeout_s"]:
+        if self._wait.waiting(reason, time.monotonic()):
             return True
-        self._timeouts += 1
         if self._log is not None:
             self._log.lockstep_timeouts += 1
         self._reasons.add("lockstep_timeout", f"moved on after waiting for {reason}")
-        self._wait_reason, self._wait_since = "", None
         return False
-
-    def _done_waiting(self) -> None:
-        self._wait_reason, self._wait_since = "", None
 
     # --- episodes --------------------------------------------------------------------
     def _begin_reset(self, seed: int) -> None:
@@ -310,7 +275,7 @@ class SimNode(Node):
         if reason:
             self._waiting(reason, EPOCH_NS)
             return
-        self._done_waiting()
+        self._wait.done()
         self._phase, self._stage = "running", "sync"  # /clock at t = 0 is out
         self._log.state = "running"
         self._episode_pub.publish(String(data=json.dumps(self._log.report(self.env))))
@@ -369,21 +334,21 @@ class SimNode(Node):
             self._publish_clock(now)
             self._stage = "sync"
         if self._stage == "sync":
-            reason = self._sync_reason(now)
+            reason = self._gate.sync_reason(now, self._pipeline) if self.p["lockstep"] else ""
             if reason and self._waiting(reason, now):
                 return
-            self._done_waiting()
+            self._wait.done()
             self._take_command(now)
             self._stage = "sensors"
         if self._stage == "sensors":
             self._publish_sensors(now)
             self._stage = "verdict"
         if self._stage == "verdict":
-            reason = self._verdict_reason(now)
+            reason = self._gate.verdict_reason(now) if self.p["lockstep"] else ""
             if reason and self._waiting(reason, now):
                 return
-            self._done_waiting()
-            self._answered_ns = max(self._answered_ns, self._pending_tick_ns(now) or -1)
+            self._wait.done()
+            self._gate.mark_answered(now)
         ep = self.p["episode_s"]
         if ep > 0 and now - EPOCH_NS >= round(ep * NS):
             self._finish("done")
@@ -391,41 +356,17 @@ class SimNode(Node):
         self.env.step(self._command)
         self._stage = "clock"
 
-    def _sync_reason(self, now: int) -> str:
-        """'' once chunk_executor has run its control tick at `now` (if one is due) and seen
-        /clock `now` (if a policy tick completes here); takes the command stamped `now`."""
-        if not self.p["lockstep"]:
-            return ""
-        got = self._received is not None and self._received[0] == now
-        if (now - EPOCH_NS) % self._period_ns == 0 and not got and self._accepted:
-            return f"command for {now}"
-        executor = self.p["executor_node"]
-        if executor and self._pending_tick_ns(now) is not None and not got \
-                and not self._pipeline.seen_clock(executor, now):
-            return f"{executor} to see /clock {now}"
-        return ""
-
     def _take_command(self, now: int) -> None:
         """At a control tick: hold the command stamped `now` (if it came) from here on."""
-        if (now - EPOCH_NS) % self._period_ns != 0:
+        if not self._gate.is_control_tick(now):
             return
-        got = self._received is not None and self._received[0] == now
+        command = self._gate.command_at(now)
+        got = command is not None
         if got and self.p["lockstep"]:
-            self._command = self._received[1]
+            self._command = command
         tcp, obj = self.env.tcp_pose()[0], self.env.object_pose()[0]
         self._log.control(got or (not self.p["lockstep"] and self._command is not None),
                           tcp, obj)
-
-    def _verdict_reason(self, now: int) -> str:
-        if not self.p["lockstep"]:
-            return ""
-        tick = self._pending_tick_ns(now)
-        if tick is not None and self._verdict_ns < tick:
-            return f"chunk verdict for policy tick {tick}"
-        if self.p["policy_rate_hz"] <= 0 and not self._accepted \
-                and now - EPOCH_NS >= round(self.p["settle_s"] * NS):
-            return "first chunk"
-        return ""
 
     # --- outputs ---------------------------------------------------------------------
     def _publish_sensors(self, now: int) -> None:
@@ -434,8 +375,8 @@ class SimNode(Node):
         contact = env.contact()
         log.peak_force_n = max(log.peak_force_n, float(contact.normal_force_n))
         rate = self.p["policy_rate_hz"]
-        if rate > 0 and self._tick_ns(self._next_record_k) <= now:
-            log.tick(self._tick_ns(self._next_record_k), contact)  # ticks land on steps
+        if rate > 0 and self._gate.tick_ns(self._next_record_k) <= now:
+            log.tick(self._gate.tick_ns(self._next_record_k), contact)  # ticks land on steps
             self._next_record_k += 1
         due = env.streams_due()
         if due.joints:
@@ -463,7 +404,7 @@ class SimNode(Node):
 
     def _publish_diagnostics(self) -> None:
         reasons = self._reasons.snapshot()
-        waiting = self._wait_reason
+        waiting = self._wait.reason
         running = self._phase == "running"
         if running and self.env.diverged:
             level = diagnostics.ERROR
@@ -479,7 +420,7 @@ class SimNode(Node):
             "steps": self.env.step_index,
             "waiting_for": waiting or "-",
             "commands_received": self._commands,
-            "lockstep_timeouts": self._timeouts,
+            "lockstep_timeouts": self._wait.timeouts,
         }
         if self.env.data is not None:
             values["success"] = self.env.success
