@@ -11,6 +11,12 @@ pass/fail, shortfall) and, unless --no-write, appends them to bench/RESULTS.md u
 heading naming the checkpoint, with the machine. --from-run DIR re-reads DIR/episodes.jsonl
 of an earlier run instead of running episodes (the metrics are recomputed from the ticks).
 
+--baseline CKPT also runs a separately trained vision-only policy (`restac-train-policy
+--no-tactile` on the same bags; `python -m restac_ros.eval.demo_touch --vision-baseline`
+builds the demo's) on the same seeds and reports tactile `on` against it (Wilson intervals,
+Newcombe difference): `zeroed` removes the tactile correction from a network trained with
+it, the baseline is what vision alone learns from the same demonstrations.
+
 --expert-open-loop also records the scripted expert on the same seeds (restac_sim's
 recorder, contact ground truth in the bag) and runs the policy over those bags with
 restac-eval's runner (`eval.runner.evaluate_bag`, 15 Hz): the gate / logvar / VQ-code
@@ -64,14 +70,15 @@ def machine() -> str:
             f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f} at the end")
 
 
-def run_episodes(args) -> tuple[list[dict], float]:
+def run_episodes(args, checkpoint: Path | None = None,
+                 ablations: list[str] | None = None) -> tuple[list[dict], float]:
     from restac_ros.sim import fanout
 
-    spec = fanout.RunSpec(checkpoint=str(args.checkpoint.absolute()),
+    spec = fanout.RunSpec(checkpoint=str((checkpoint or args.checkpoint).absolute()),
                           params_path=None if args.params is None else str(args.params),
                           seconds=args.seconds, mcap_dir=None,
                           compile_cache=str(Path(args.compile_cache).absolute()))
-    tasks = fanout.make_tasks(args.seeds, args.ablations)
+    tasks = fanout.make_tasks(args.seeds, ablations or args.ablations)
     t0 = time.perf_counter()
     results = fanout.run_local(spec, tasks, args.workers)
     return results, time.perf_counter() - t0
@@ -124,14 +131,40 @@ def markdown(rows: list[list[str]]) -> str:
                      + ["| " + " | ".join(r) + " |" for r in rows[1:]])
 
 
-def report(metrics: dict, args, wall_s: float | None, expert: dict | None = None) -> str:
+def baseline_comparison(results: list[dict], baseline: list[dict]) -> dict:
+    """Tactile `on` vs the vision-only policy on the same seeds."""
+    d = touch_metrics.success_difference([r for r in results if r["ablation"] == "on"],
+                                         baseline)
+    return {"on": d["on"], "vision_policy": d["zeroed"], "difference": d["difference"],
+            "on_ci95": d["on_ci95"], "vision_policy_ci95": d["zeroed_ci95"],
+            "difference_ci95": d["difference_ci95"], "on_beats_vision_policy":
+            d["on_beats_zeroed"], "same_seeds": d["same_seeds"]}
+
+
+def baseline_lines(cmp: dict, checkpoint: Path) -> list[str]:
+    (k1, n1), (k2, n2) = cmp["on"], cmp["vision_policy"]
+    lo1, hi1 = cmp["on_ci95"]
+    lo2, hi2 = cmp["vision_policy_ci95"]
+    diff = cmp["difference_ci95"]
+    return ["", f"Against a vision-only policy trained on the same episodes "
+            f"(`{checkpoint}`, no tactile branch): tactile on {k1}/{n1} (95% CI {lo1:.2f}-"
+            f"{hi1:.2f}) vs vision-only {k2}/{n2} ({lo2:.2f}-{hi2:.2f}); difference "
+            f"{cmp['difference']:+.3f}" + ("" if diff is None else
+                                           f", Newcombe 95% {diff[0]:+.3f} .. {diff[1]:+.3f}")
+            + f"; CIs disjoint with on above: "
+            f"{'yes' if cmp['on_beats_vision_policy'] else 'no'}."]
+
+
+def report(metrics: dict, args, wall_s: float | None, expert: dict | None = None,
+           baseline: dict | None = None) -> str:
     run = metrics["run"]
     touch = metrics["touch"]
     diff = touch.get("on_vs_zeroed") or {}
     lines = [
         f"`python bench/touch_targets.py --checkpoint {args.checkpoint} --seeds "
         f"{seeds_arg(args.seeds)} --workers {args.workers} --seconds {args.seconds:g}"
-        f"{' --vision-only' if args.vision_only else ''}` "
+        f"{' --vision-only' if args.vision_only else ''}"
+        f"{f' --baseline {args.baseline}' if args.baseline else ''}` "
         f"({datetime.date.today().isoformat()}): ablations {', '.join(args.ablations)}, "
         f"{run['seeds']} held-out seeds, {args.seconds:g} s of sim time per episode"
         + ("" if wall_s is None else f", {wall_s:.0f} s wall") + f". Machine: {machine()}.",
@@ -142,6 +175,8 @@ def report(metrics: dict, args, wall_s: float | None, expert: dict | None = None
         lo, hi = diff["difference_ci95"]
         lines.append(f"Success on - zeroed {diff['difference']:+.3f}, Newcombe 95% "
                      f"{lo:+.3f} .. {hi:+.3f}.")
+    if baseline is not None:
+        lines += baseline_lines(baseline, args.baseline)
     if expert is not None:
         lines += ["", f"Supplementary: the same policy's tactile branch over the scripted "
                   f"expert's episodes on the same {expert['episodes']} seeds (open loop, "
@@ -179,6 +214,8 @@ def main(argv=None) -> int:
     ap.add_argument("--heading", default=None)
     ap.add_argument("--allow-few-seeds", action="store_true",
                     help=f"a smoke run with fewer than {MIN_SEEDS} seeds (not a result)")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="a vision-only policy checkpoint to compare tactile `on` with")
     ap.add_argument("--expert-open-loop", action="store_true",
                     help="also the touch measures over the expert's episodes (open loop)")
     ap.add_argument("--expert-bags", type=Path, default=None,
@@ -193,10 +230,11 @@ def main(argv=None) -> int:
     if not 1 <= args.workers <= 2:
         print("--workers: 1 or 2 on this shared 2-core machine", file=sys.stderr)
         return 2
-    overlap = sorted(set(args.seeds) & training_seeds(args.checkpoint))
-    if overlap:
-        print(f"seeds {overlap} are training episodes of {args.checkpoint}", file=sys.stderr)
-        return 2
+    for ckpt in filter(None, (args.checkpoint, args.baseline)):
+        overlap = sorted(set(args.seeds) & training_seeds(ckpt))
+        if overlap:
+            print(f"seeds {overlap} are training episodes of {ckpt}", file=sys.stderr)
+            return 2
     wall = None
     if args.from_run is not None:
         results = [json.loads(line) for line in
@@ -219,7 +257,16 @@ def main(argv=None) -> int:
     if args.expert_open_loop:
         expert = expert_open_loop(args, args.expert_bags or Path(out) / "expert_bags")
         (Path(out) / "expert_open_loop.json").write_text(json.dumps(expert, indent=2))
-    body = report(metrics, args, wall, expert)
+    baseline = None
+    if args.baseline is not None:
+        base_results, base_wall = run_episodes(args, args.baseline, ["vision_only"])
+        baseline = baseline_comparison(results, base_results)
+        (Path(out) / "baseline.json").write_text(json.dumps(
+            {"checkpoint": str(args.baseline.absolute()), "wall_s": round(base_wall, 1),
+             "comparison": baseline, "episodes": [
+                 {k: r[k] for k in ("seed", "success", "peak_force_n")} for r in base_results]},
+            indent=2))
+    body = report(metrics, args, wall, expert, baseline)
     print(body)
     print(f"outputs: {out} (report.html, metrics.json)")
     if not args.no_write:

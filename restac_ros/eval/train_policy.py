@@ -72,6 +72,10 @@ class TrainConfig:
     # VQ-VAE's logvar scale; on a small VQ-VAE whose logvar sits at -4..-1 the gate starts
     # saturated (constant, no gradient to its centre).
     center_gate_on_data: bool = False
+    # False: the plain backbone without a tactile branch (no encoder, gate or fusion
+    # params), trained on the same bags: the vision-only baseline a tactile policy is
+    # compared with (its 'zeroed' ablation is the same network trained with touch).
+    use_tactile: bool = True
 
     def model_config(self, vocab_size: int, action_dim: int):
         from restac_ros.model.config import Pi0ResTacConfig
@@ -82,7 +86,7 @@ class TrainConfig:
             backbone="pi0", **VARIANTS[self.variant], action_dim=action_dim,
             action_horizon=self.horizon, max_token_len=self.max_token_len,
             vocab_size=vocab_size, fusion_dim=self.fusion_dim,
-            num_fusion_heads=self.num_fusion_heads, gate=self.gate,
+            num_fusion_heads=self.num_fusion_heads, gate=self.gate, use_tactile=self.use_tactile,
             residual_vqvae_checkpoint=self.vqvae_checkpoint)
 
     def digest(self) -> str:
@@ -238,6 +242,10 @@ def train(bags: Sequence[str | Path], out: str | Path, tc: TrainConfig = TrainCo
     out = Path(out)
     if not 0.0 <= tc.tactile_dropout < 1.0:
         raise ValueError(f"tactile_dropout must be in [0, 1), got {tc.tactile_dropout}")
+    if not tc.use_tactile and (tc.vqvae_checkpoint or tc.tactile_dropout or
+                               tc.center_gate_on_data):
+        raise ValueError("use_tactile False (no tactile branch) takes no vqvae_checkpoint, "
+                         "tactile_dropout or center_gate_on_data")
     if out.exists() and any(out.iterdir()) and not resume:
         raise FileExistsError(f"checkpoint directory {out} exists and is not empty "
                               "(use --resume to continue its training)")
@@ -356,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--gate", choices=("factorized", "necessity", "learnable"), default=d.gate)
     ap.add_argument("--tactile-dropout", type=float, default=d.tactile_dropout,
                     help="fraction of examples trained without touch (tactile_mask False)")
+    ap.add_argument("--no-tactile", action="store_true",
+                    help="train the plain backbone without a tactile branch (vision-only "
+                         "baseline)")
     ap.add_argument("--vqvae", type=Path, default=None,
                     help="frozen Residual VQ-VAE .ckpt (default: trainable placeholder encoder)")
     ap.add_argument("--tokenizer", type=Path, default=None,
@@ -373,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     tc = TrainConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed,
                      rate_hz=args.rate, horizon=args.horizon, save_every=args.save_every,
                      variant=args.variant, gate=args.gate, delta_actions=args.delta_actions,
-                     tactile_dropout=args.tactile_dropout,
+                     tactile_dropout=args.tactile_dropout, use_tactile=not args.no_tactile,
                      vqvae_checkpoint=str(args.vqvae.resolve()) if args.vqvae else None)
     try:
         train(args.bags, args.out, tc, args.params, args.tokenizer, args.resume,

@@ -127,3 +127,25 @@ def test_gate_is_centred_on_the_training_logvar(loaded):
     centre = float(np.asarray(model.gate.logvar_center.get_value()).reshape(-1)[0])
     assert abs(centre - float(np.mean(data.tactile_events.logvar))) < 0.05
     assert centre != -9.5  # not the published init
+
+
+def test_vision_baseline_is_the_same_policy_without_touch(tiny_demo):
+    """--vision-baseline: the demo's training config on the same episodes, no tactile
+    branch; built once (a second call reuses it), keyed on the episodes and the config."""
+    from restac_ros.model.policy import RestacPolicy
+
+    root = tiny_demo.policy.parents[1]
+    quiet = dict(progress=False, log=lambda *_: None)
+    ckpt = dt.ensure_vision_baseline(root, TINY, **quiet)
+    policy = RestacPolicy.from_checkpoint(ckpt)
+    assert not policy.config.use_tactile
+    meta = json.loads((ckpt / "policy_meta.json").read_text())["training"]
+    assert meta["bags"] == [p.name for p in tiny_demo.episodes]
+    assert meta["steps"] == TINY.policy.steps and meta["rate_hz"] == TINY.policy.rate_hz
+    stamp = (ckpt.parent / dt.KEY_FILE).stat().st_mtime_ns
+    assert dt.ensure_vision_baseline(root, TINY, **quiet) == ckpt
+    assert (ckpt.parent / dt.KEY_FILE).stat().st_mtime_ns == stamp
+    other = dataclasses.replace(TINY, policy=dataclasses.replace(TINY.policy, steps=4))
+    assert dt.vision_baseline_key(other) != dt.vision_baseline_key(TINY)
+    more_vqvae = dataclasses.replace(TINY, vqvae=dataclasses.replace(TINY.vqvae, steps=4))
+    assert dt.vision_baseline_key(more_vqvae) == dt.vision_baseline_key(TINY)  # no VQ-VAE

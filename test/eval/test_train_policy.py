@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -87,6 +88,24 @@ def test_resume_refuses_other_config_and_existing_output(train_bag, tmp_path):
     out.mkdir()
     (out / "file").write_text("x")
     assert train_policy.main([str(train_bag), "--out", str(out), "-q"]) == 2
+
+
+def test_vision_only_baseline_has_no_tactile_branch(train_bag, tmp_path):
+    from restac_ros.model.policy import RestacPolicy
+
+    out = tmp_path / "vision"
+    assert train_policy.main([str(train_bag), "--out", str(out), "-q", "--steps", "2",
+                              "--batch", "2", "--horizon", "4", "--no-tactile"]) == 0
+    policy = RestacPolicy.from_checkpoint(out)
+    assert not policy.config.use_tactile
+    names = list(_params(out))
+    assert names and not any("tactile" in n or "gate" in n or "fusion" in n for n in names)
+    assert json.loads((out / "policy_meta.json").read_text())["training"]["use_tactile"] is False
+    for bad in (dict(tactile_dropout=0.3), dict(center_gate_on_data=True),
+                dict(vqvae_checkpoint="x.ckpt")):
+        with pytest.raises(ValueError, match="use_tactile False"):
+            train_policy.train([train_bag], tmp_path / "bad", dataclasses.replace(
+                TC, use_tactile=False, **bad), progress=False)
 
 
 def test_demo_cache_key_tracks_config_and_code(tmp_path):
