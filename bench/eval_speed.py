@@ -16,29 +16,18 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from results_md import RESULTS, write_section  # noqa: E402  (bench/ is on sys.path)
+
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 HEADING = "Evaluation speed (CPU, 2-core x86_64 dev machine)"
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 REPO = Path(__file__).resolve().parents[1]
 GOAL = 20.0
-
-
-def write_section(body: str, heading: str = HEADING, path: Path = RESULTS) -> None:
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = f"## {heading}\n\n{body}\n"
-    pattern = re.compile(rf"^## {re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.write_text(text)
 
 
 def cpu_name() -> str:
@@ -125,7 +114,7 @@ def main() -> int:
         f"At the configured rate ({args.rates[0]:g} Hz, {args.batches[0]} ticks per call) "
         f"evaluation {verdict} the >= {GOAL:g}x goal.")
     if not args.no_write:
-        write_section(body)
+        write_section(HEADING, body)
         print(f"updated {RESULTS} ({HEADING})")
     return 0
 

@@ -31,6 +31,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from results_md import write_section  # noqa: E402  (bench/ is on sys.path)
+
 from restac_ros.dds_env import apply_loopback_env  # noqa: E402
 
 STREAMS = {  # stream -> (topic, Hz, (h, w) or None for joints)
@@ -247,19 +249,6 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_results(text: str) -> None:
-    path = ROOT / "bench" / "RESULTS.md"
-    current = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = f"{HEADING}\n\n{text}\n"
-    if HEADING in current:
-        start = current.index(HEADING)
-        nxt = current.find("\n## ", start + len(HEADING))
-        current = current[:start] + section + ("" if nxt < 0 else current[nxt + 1 :])
-    else:
-        current = current.rstrip("\n") + "\n\n" + section
-    path.write_text(current)
-
-
 def default_checkpoint(work: Path) -> Path:
     demo = ROOT / ".cache" / "demo_policy"
     if (demo / "restac_config.json").is_file():
@@ -303,7 +292,7 @@ def main(argv=None) -> int:
     )
     print(text + "\n" + notes)
     if args.write_results:
-        write_results(text + "\n" + notes)
+        write_section(HEADING, text + "\n" + notes)
     return 0
 
 

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from restac_ros.dds_env import apply_loopback_env  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
+from results_md import write_section  # noqa: E402  (bench/ is on sys.path)
 from ros_overhead import STREAMS  # noqa: E402  (the same sensor load as the overhead bench)
 
 JOINTS = [f"joint{i}" for i in range(1, 8)] + ["gripper"]
@@ -232,19 +233,6 @@ def summary(rows: list[dict]) -> str:
     return "\n".join(f"- {p}" for p in parts)
 
 
-def write_results(text: str) -> None:
-    path = ROOT / "bench" / "RESULTS.md"
-    current = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = f"{HEADING}\n\n{text}\n"
-    if HEADING in current:
-        begin = current.index(HEADING)
-        nxt = current.find("\n## ", begin + len(HEADING))
-        current = current[:begin] + section + ("" if nxt < 0 else current[nxt + 1:])
-    else:
-        current = current.rstrip("\n") + "\n\n" + section
-    path.write_text(current)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=60.0)
@@ -268,7 +256,7 @@ def main(argv=None) -> int:
              f"{work}.\n\n" + summary(rows))
     print(notes)
     if args.write_results:
-        write_results(text + "\n" + notes)
+        write_section(HEADING, text + "\n" + notes)
     return 0
 
 

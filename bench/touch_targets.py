@@ -41,10 +41,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from results_md import RESULTS, write_section  # noqa: E402  (bench/ is on sys.path)
+
 from restac_ros.eval import sim_report, touch_metrics  # noqa: E402
 from restac_ros.sim.cli import parse_seeds  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 MIN_SEEDS = 50
 
 
@@ -186,18 +187,6 @@ def report(metrics: dict, args, wall_s: float | None, expert: dict | None = None
     return "\n".join(lines) + "\n"
 
 
-def append_section(heading: str, body: str, path: Path = RESULTS) -> None:
-    """Adds `## heading` (replacing an earlier section of the same heading)."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = f"## {heading}\n\n{body}\n"
-    pattern = re.compile(rf"^## {re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", type=Path, required=True)
@@ -271,7 +260,7 @@ def main(argv=None) -> int:
     print(f"outputs: {out} (report.html, metrics.json)")
     if not args.no_write:
         heading = args.heading or f"Touch targets: {args.checkpoint.name} (closed loop, CPU)"
-        append_section(heading, body)
+        write_section(heading, body)
         print(f"appended to {RESULTS} ({heading})")
     return 0
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import statistics
 import sys
 import time
@@ -28,13 +27,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from results_md import RESULTS, write_section  # noqa: E402  (bench/ is on sys.path)
+
 from restac_ros.tactile.config import default_hparams  # noqa: E402
 from restac_ros.tactile.jax_port import load_jax_vqvae_from_state, vqvae_forward  # noqa: E402
 from restac_ros.tactile.model import ResidualVQVAE  # noqa: E402
 from restac_ros.tactile.wrapper import full_fp32  # noqa: E402
 
 HEADING = "VQ-VAE latency (CPU, 2-core x86_64 dev machine)"
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
 def _time(fn, repeats: int) -> tuple[float, float]:
@@ -104,17 +104,6 @@ def table(rows, args) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(body: str, heading: str = HEADING, path: Path = RESULTS) -> None:
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = f"## {heading}\n\n{body}\n"
-    pattern = re.compile(rf"^## {re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--configs", default="published,trainer",
@@ -130,7 +119,7 @@ def main() -> int:
     body = table(rows, args)
     print(body)
     if not args.no_write:
-        write_section(body, args.heading)
+        write_section(args.heading, body)
         print(f"updated {RESULTS} ({args.heading})")
     return 0
 

@@ -30,11 +30,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from results_md import write_section  # noqa: E402  (bench/ is on sys.path)
+
 from restac_ros.tactile.jax_port import load_jax_vqvae, vqvae_forward  # noqa: E402
 from restac_ros.tactile.wrapper import ResidualVQVAEWrapper  # noqa: E402
 
 HEADING = "VQ-VAE parity with the published fork (published size, CPU)"
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 KEYS = ("q_event", "mu", "logvar", "z_real", "h_event")
 TOL = 1e-4
 
@@ -107,16 +108,6 @@ def table(rows, meta, d: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(text: str) -> None:
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    head = f"## {HEADING}\n"
-    if head in old:
-        start = old.index(head)
-        nxt = old.find("\n## ", start + len(head))
-        old = old[:start] + (old[nxt + 1:] if nxt >= 0 else "")
-    RESULTS.write_text(old.rstrip("\n") + "\n\n" + head + "\n" + text)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("dir", type=Path)
@@ -127,7 +118,7 @@ def main(argv=None) -> int:
     text = table(rows, meta, args.dir)
     print(text)
     if args.write_results:
-        write_results(text)
+        write_section(HEADING, text)
     ok = all(same and max(errs.values()) <= TOL for _, errs, same, _ in rows)
     return 0 if ok else 1
 
