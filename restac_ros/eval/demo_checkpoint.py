@@ -16,11 +16,11 @@ import json
 import logging
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from . import train_policy
+from .cache_build import replace_with, staging_dir
 
 _log = logging.getLogger(__name__)
 
@@ -110,17 +110,14 @@ def ensure_demo_checkpoint(cache_dir: str | Path = DEFAULT_CACHE_DIR, *, progres
             return ckpt
         log(f"training the demo policy into {ckpt} (key {key}); this runs once")
         t0 = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="restac_demo_", dir=ckpt.parent) as tmp:
-            tmp = Path(tmp)
+        with staging_dir(ckpt, log) as tmp:
             bags = make_episodes(tmp / "episodes", seeds, seconds)
             new = tmp / "checkpoint"
             train_policy.train(bags, new, tc, progress=progress, log=log)
             (new / KEY_FILE).write_text(json.dumps(
                 {"key": key, "seeds": list(seeds), "seconds": seconds,
                  "train_seconds": time.perf_counter() - t0}, indent=2))
-            if ckpt.exists():
-                shutil.rmtree(ckpt)
-            shutil.move(str(new), ckpt)
+            replace_with(ckpt, new)
         log(f"demo policy ready in {time.perf_counter() - t0:.0f} s: {ckpt}")
     return ckpt
 

@@ -28,12 +28,12 @@ import inspect
 import json
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from . import train_policy
+from .cache_build import replace_with, staging_dir
 
 DEFAULT_CACHE_DIR = ".cache/demo_touch"
 KEY_FILE = "demo_cache.json"
@@ -148,15 +148,13 @@ def _build_stage(path: Path, key: str, build: Callable[[Path], dict], log) -> No
     if _is_current(path, key):
         return
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix=f".{path.name}_", dir=path.parent) as tmp:
-        new = Path(tmp) / path.name
+    with staging_dir(path, log) as tmp:
+        new = tmp / path.name
         new.mkdir()
         info = build(new)
         (new / KEY_FILE).write_text(json.dumps(
             {"key": key, "build_seconds": round(time.perf_counter() - t0, 1), **info}, indent=2))
-        if path.exists():
-            shutil.rmtree(path)
-        shutil.move(str(new), path)
+        replace_with(path, new)
     log(f"{path.name}: built in {time.perf_counter() - t0:.0f} s")
 
 
