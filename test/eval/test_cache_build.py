@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from restac_ros.eval.cache_build import remove_stale_builds, replace_with, staging_dir, staging_prefix
+from restac_ros.eval import cache_build
 from restac_ros.eval.demo_touch import KEY_FILE, _build_stage
 
 
 def _leftover(path, name="abc123"):
-    d = path.parent / f"{staging_prefix(path)}{name}"
+    d = path.parent / f"{cache_build.staging_prefix(path)}{name}"
     (d / "episodes").mkdir(parents=True)
     (d / "episodes" / "big.bin").write_bytes(b"x" * 1024)
     return d
@@ -38,10 +38,10 @@ def test_failed_build_leaves_nothing_and_keeps_the_old_entry(tmp_path):
     entry = tmp_path / "policy"
     entry.mkdir()
     (entry / "old").write_text("old")
-    with pytest.raises(RuntimeError, match="boom"):
-        with staging_dir(entry, log=lambda m: None) as tmp:
-            (tmp / "half").write_text("half")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), \
+            cache_build.staging_dir(entry, log=lambda m: None) as tmp:
+        (tmp / "half").write_text("half")
+        raise RuntimeError("boom")
     assert (entry / "old").read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["policy"]
 
@@ -50,10 +50,10 @@ def test_replace_with_swaps_in_the_new_build(tmp_path):
     entry = tmp_path / "checkpoint"
     entry.mkdir()
     (entry / "old").write_text("old")
-    with staging_dir(entry, log=lambda m: None) as tmp:
+    with cache_build.staging_dir(entry, log=lambda m: None) as tmp:
         new = tmp / "checkpoint"
         new.mkdir()
         (new / "new").write_text("new")
-        replace_with(entry, new)
+        cache_build.replace_with(entry, new)
     assert [p.name for p in entry.iterdir()] == ["new"]
-    assert remove_stale_builds(entry, log=lambda m: None) == []
+    assert cache_build.remove_stale_builds(entry, log=lambda m: None) == []
